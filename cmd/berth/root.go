@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// globalOptions are the flags every command takes, as docker compose has them
+// plus berth's --root and --host for the engine.
+type globalOptions struct {
+	Files            []string
+	ProjectName      string
+	ProjectDirectory string
+	Profiles         []string
+	EnvFiles         []string
+	Root             string
+	Host             string
+	Progress         string
+}
+
+const (
+	defaultRoot = "/var/lib/berth"
+	defaultHost = "unix:///run/berth/berth.sock"
+)
+
+func newRootCommand() *cobra.Command {
+	opts := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "berth",
+		Short:         "Run Compose projects on berth's own container engine",
+		Long:          "berth runs the services of a compose.yaml on one Linux host, with its own container engine.\nIt takes the commands, flags and files of docker compose.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.CompletionOptions.HiddenDefaultCmd = true
+	f := root.PersistentFlags()
+	f.StringArrayVarP(&opts.Files, "file", "f", nil, "Compose configuration files")
+	f.StringVarP(&opts.ProjectName, "project-name", "p", "", "Project name")
+	f.StringVar(&opts.ProjectDirectory, "project-directory", "", "Alternate working directory (default: the directory of the first Compose file)")
+	f.StringArrayVar(&opts.Profiles, "profile", nil, "Profiles to enable")
+	f.StringArrayVar(&opts.EnvFiles, "env-file", nil, "Alternate environment files")
+	f.StringVar(&opts.Root, "root", envOr("BERTH_ROOT", defaultRoot), "State root of the engine")
+	f.StringVarP(&opts.Host, "host", "H", envOr("BERTH_HOST", defaultHost), "Daemon socket to connect to")
+	f.StringVar(&opts.Progress, "progress", "auto", "Progress output: auto, tty, plain, json or quiet")
+
+	root.AddGroup(
+		&cobra.Group{ID: "compose", Title: "Compose commands:"},
+		&cobra.Group{ID: "engine", Title: "Engine commands:"},
+	)
+	for _, c := range composeCommands(opts) {
+		c.GroupID = "compose"
+		root.AddCommand(c)
+	}
+	for _, c := range engineCommands(opts) {
+		c.GroupID = "engine"
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// notYet is the error of a command whose engine part does not exist yet:
+// it says so and the command exits non-zero, rather than pretend to work.
+func notYet(command, missingPart string) error {
+	return fmt.Errorf("%s: not implemented yet (needs %s)", command, missingPart)
+}
+
+// stub makes a command that only reports that it is not built yet.
+func stub(use, short, missingPart string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return notYet(cmd.CommandPath()[len("berth "):], missingPart)
+		},
+	}
+}

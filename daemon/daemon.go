@@ -1,0 +1,145 @@
+// Package daemon is `berth daemon`: it owns one engine state root, serves the
+// API on a unix socket and runs the projects' reconcilers.
+//
+// Only one daemon serves a root at a time; the lock is an flock on
+// ROOT/daemon.lock held for the daemon's life, so a crashed daemon never
+// leaves a stale lock behind.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine/api"
+)
+
+// Config says where the daemon keeps its state and where it listens.
+type Config struct {
+	Root    string // state root, e.g. /var/lib/berth
+	Socket  string // path of the API socket
+	Version string // berth's version, reported by `berth version`
+	Log     *slog.Logger
+}
+
+// Daemon is a running berth daemon.
+type Daemon struct {
+	cfg     Config
+	lock    *os.File
+	started time.Time
+}
+
+// Run serves the API until ctx is cancelled, then stops cleanly.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	d := &Daemon{cfg: cfg, started: time.Now()}
+	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
+		return fmt.Errorf("state root: %w", err)
+	}
+	if err := d.takeLock(); err != nil {
+		return err
+	}
+	defer d.lock.Close()
+
+	ln, err := listen(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	cfg.Log.Info("berth daemon serving", "root", cfg.Root, "socket", cfg.Socket, "version", cfg.Version, "pid", os.Getpid())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
+	case <-ctx.Done():
+	}
+	cfg.Log.Info("berth daemon stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	_ = os.Remove(cfg.Socket)
+	return nil
+}
+
+// takeLock makes this daemon the only one serving its root.
+func (d *Daemon) takeLock() error {
+	path := filepath.Join(d.cfg.Root, "daemon.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("daemon lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		holder := strings.TrimSpace(string(pid))
+		if holder == "" {
+			holder = "unknown"
+		}
+		return errdefs.ErrAlreadyExists.WithMessage(fmt.Sprintf("another berth daemon (pid %s) serves state root %s", holder, d.cfg.Root))
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	d.lock = f
+	return nil
+}
+
+// listen opens the API socket, replacing a stale one left by a crash (the
+// daemon lock proves nobody else serves it), with mode 0660.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("socket mode: %w", err)
+	}
+	return ln, nil
+}
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, "OK")
+	})
+	mux.HandleFunc("GET /"+api.Version+"/version", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, d.versionInfo())
+	})
+	return mux
+}
+
+func (d *Daemon) versionInfo() api.VersionInfo {
+	return api.VersionInfo{
+		Version:    d.cfg.Version,
+		APIVersion: api.Version,
+		GoVersion:  runtime.Version(),
+		Os:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		Pid:        os.Getpid(),
+		Root:       d.cfg.Root,
+	}
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what berth's tests (or benchmarks) need.
+# Idempotent and quiet: when every package is already installed it does nothing.
+#   hack/deps.sh test    packages the test suite needs
+#   hack/deps.sh bench   packages the benchmarks need as well
+set -euo pipefail
+
+test_pkgs=(busybox-static docker-registry nftables skopeo iproute2 iptables git)
+bench_pkgs=(runc crun dnsperf wrk)
+
+want=("${test_pkgs[@]}")
+[ "${1:-test}" = bench ] && want+=("${bench_pkgs[@]}")
+
+missing=()
+for pkg in "${want[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: need root to install: ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
