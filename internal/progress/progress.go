@@ -23,7 +23,7 @@ const (
 
 // Event is one step of one resource: "Container proj-web-1 Starting".
 type Event struct {
-	ID       string    `json:"id"`                 // the resource, as the user names it: "Container proj-web-1"
+	ID       string    `json:"id"`                  // the resource, as the user names it: "Container proj-web-1"
 	ParentID string    `json:"parent_id,omitempty"` // e.g. the image a layer belongs to
 	Status   Status    `json:"status"`
 	Text     string    `json:"text"`              // "Creating", "Started", "Downloading"
