@@ -37,7 +37,7 @@ type builder struct {
 	labels int
 }
 
-func (b *builder) newLabel() label { b.labels++; return label(b.labels) }
+func (b *builder) newLabel() label         { b.labels++; return label(b.labels) }
 func (b *builder) emit(in bpf.Instruction) { b.ops = append(b.ops, op{insn: in}) }
 func (b *builder) mark(l label)            { b.ops = append(b.ops, op{here: l}) }
 func (b *builder) jump(l label)            { b.ops = append(b.ops, op{ja: l}) }
