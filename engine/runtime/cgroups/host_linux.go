@@ -1,0 +1,167 @@
+package cgroups
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// isController reports whether a cgroup v1 mount option names a controller.
+func isController(o string) bool {
+	switch o {
+	case "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
+		"blkio", "perf_event", "hugetlb", "pids", "rdma", "misc":
+		return true
+	}
+	return false
+}
+
+// Detect reads the cgroup layout of this machine from /proc/self/mountinfo.
+// A host whose /sys/fs/cgroup is a cgroup2 mount is v2; any other is v1,
+// with the unified hierarchy of a hybrid host ignored (its controllers are
+// all bound to v1 hierarchies).
+func Detect() (*Host, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return nil, fmt.Errorf("cgroups: statfs /sys/fs/cgroup: %w", err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return &Host{Version: V2, Unified: "/sys/fs/cgroup"}, nil
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	defer f.Close()
+	h := &Host{Version: V1}
+	seen := map[string]bool{}
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for s.Scan() {
+		hier, ok := parseV1Mount(s.Text())
+		if !ok {
+			continue
+		}
+		key := strings.Join(hier.Controllers, ",")
+		if seen[key] {
+			continue // the same hierarchy mounted twice
+		}
+		seen[key] = true
+		h.Hierarchies = append(h.Hierarchies, hier)
+	}
+	if err := s.Err(); err != nil {
+		return nil, fmt.Errorf("cgroups: read mountinfo: %w", err)
+	}
+	if len(h.Hierarchies) == 0 {
+		return nil, fmt.Errorf("cgroups: no cgroup v1 controller is mounted and /sys/fs/cgroup is not cgroup2")
+	}
+	return h, nil
+}
+
+// parseV1Mount parses one mountinfo line and returns the hierarchy if it
+// is a cgroup v1 mount with at least one controller.
+func parseV1Mount(line string) (Hierarchy, bool) {
+	// 36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory
+	pre, post, ok := strings.Cut(line, " - ")
+	if !ok {
+		return Hierarchy{}, false
+	}
+	pf, qf := strings.Fields(pre), strings.Fields(post)
+	if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" {
+		return Hierarchy{}, false
+	}
+	var ctrls []string
+	for _, o := range strings.Split(qf[2], ",") {
+		if isController(o) {
+			ctrls = append(ctrls, o)
+		}
+	}
+	if len(ctrls) == 0 {
+		return Hierarchy{}, false
+	}
+	return Hierarchy{Mountpoint: unescape(pf[4]), Root: unescape(pf[3]), Controllers: ctrls}, true
+}
+
+// unescape undoes mountinfo's octal escapes (\040 for a space).
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var n byte
+			okNum := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					okNum = false
+					break
+				}
+				n = n*8 + byte(c-'0')
+			}
+			if okNum {
+				b.WriteByte(n)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// dirIn returns the directory of cgroup path in a hierarchy mounted at
+// mountpoint showing root.
+func dirIn(mountpoint, root, path string) (string, error) {
+	path = filepath.Clean("/" + path)
+	rel, err := filepath.Rel(root, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("cgroups: %s is outside the hierarchy at %s (root %s)", path, mountpoint, root)
+	}
+	return filepath.Join(mountpoint, rel), nil
+}
+
+// Cgroup returns the container cgroup at path (relative to each
+// hierarchy's root, such as /berth-1a2b3c/web-1). It touches nothing.
+func (h *Host) Cgroup(path string) (Cgroup, error) {
+	if h.Version == V2 {
+		dir, err := dirIn(h.Unified, "/", path)
+		if err != nil {
+			return nil, err
+		}
+		return &v2{dir: dir, mount: h.Unified}, nil
+	}
+	c := &v1{dirs: map[string]string{}}
+	for _, hier := range h.Hierarchies {
+		dir, err := dirIn(hier.Mountpoint, hier.Root, path)
+		if err != nil {
+			return nil, err
+		}
+		c.hier = append(c.hier, v1Dir{dir: dir, mount: hier.Mountpoint, controllers: hier.Controllers})
+		for _, ctrl := range hier.Controllers {
+			c.dirs[ctrl] = dir
+		}
+	}
+	return c, nil
+}
+
+// RemoveIfEmpty removes the cgroup at path on every hierarchy where it has
+// no children and no processes; it is how the parent of a state root's
+// containers goes away with the last of them.
+func (h *Host) RemoveIfEmpty(path string) {
+	if h.Version == V2 {
+		if dir, err := dirIn(h.Unified, "/", path); err == nil {
+			_ = unix.Rmdir(dir)
+		}
+		return
+	}
+	for _, hier := range h.Hierarchies {
+		if dir, err := dirIn(hier.Mountpoint, hier.Root, path); err == nil {
+			_ = unix.Rmdir(dir)
+		}
+	}
+}
