@@ -202,3 +202,18 @@ func TestPlanUpMissingExternalNetworkIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestPlanDown(t *testing.T) {
+	p := load(t, "app.yaml", nil)
+	obs := converged(p)
+	obs.Containers = append(obs.Containers, Container{ID: "x", Name: "app-old-1", Service: "old", Number: 1, State: "running"})
+	golden(t, "down", PlanDown("app", p, obs, DownOptions{}).String())
+	golden(t, "down-volumes-orphans-rmi", PlanDown("app", p, obs, DownOptions{Volumes: true, RemoveOrphans: true, Images: "local"}).String())
+	// Without files the labels give the order.
+	for i := range obs.Containers {
+		if obs.Containers[i].Service == "web" || obs.Containers[i].Service == "worker" {
+			obs.Containers[i].Labels = map[string]string{LabelDependsOn: "db:service_healthy:false"}
+		}
+	}
+	golden(t, "down-from-labels", PlanDown("app", nil, obs, DownOptions{}).String())
+}
