@@ -74,12 +74,30 @@ func (f *flight) wait(ctx context.Context, j *job, tick func()) error {
 		case <-ctx.Done():
 			f.mu.Lock()
 			j.waiters--
-			if j.waiters == 0 {
+			last := j.waiters == 0
+			if last {
 				j.cancel()
 			}
 			f.mu.Unlock()
+			if last {
+				// Nobody else will see what the job leaves: wait for it to
+				// stop, so the caller can take back what it added.
+				<-j.done
+			}
 			return ctx.Err()
 		}
+	}
+}
+
+// addedContent reports whether the job has finished having added its
+// content to the store: the caller that waited for it owns that content's
+// removal if its operation fails.
+func (j *job) addedContent() bool {
+	select {
+	case <-j.done:
+		return j.created
+	default:
+		return false
 	}
 }
 

@@ -189,11 +189,11 @@ func (s *Store) pullLayer(ctx context.Context, t *txn, img v1.Image, l v1.Descri
 				ev.send(Event{ID: id, Status: "Downloading", Current: cur, Total: l.Size})
 			}
 		})
+		if j.addedContent() {
+			t.add(blobKey(l.Digest))
+		}
 		if err != nil {
 			return true, err
-		}
-		if j.created {
-			t.add(blobKey(l.Digest))
 		}
 		ev.send(Event{ID: id, Status: "Verifying Checksum"})
 		ev.send(Event{ID: id, Status: "Download complete"})
@@ -214,11 +214,11 @@ func (s *Store) download(ctx context.Context, img v1.Image, l v1.Descriptor, j *
 	j.total.Store(l.Size)
 	layer, err := img.LayerByDigest(l.Digest)
 	if err != nil {
-		return false, err
+		return false, classifyRegistry(err)
 	}
 	rc, err := layer.Compressed()
 	if err != nil {
-		return false, err
+		return false, classifyRegistry(err)
 	}
 	defer rc.Close()
 	w, err := s.newBlobWriter()
@@ -238,7 +238,7 @@ func (s *Store) download(ctx context.Context, img v1.Image, l v1.Descriptor, j *
 			// The registry client checks size and digest at the end.
 			return false, classed(errdefs.ErrDataLoss, fmt.Errorf("digest mismatch from the registry: %w", err))
 		}
-		return false, err
+		return false, classifyRegistry(err)
 	}
 	_, _, created, err := w.commit(l.Digest, l.Size)
 	if err != nil {

@@ -107,8 +107,18 @@ func hostPlatform() v1.Platform {
 }
 
 // registryError gives a registry client error its class and a message a
-// user understands.
+// user understands, prefixed with what was being done.
 func registryError(op, ref string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return classifyRegistry(fmt.Errorf("%s %s: %w", op, ref, err))
+}
+
+// classifyRegistry gives a registry client error its errdefs class: from
+// the HTTP status and the distribution API's error codes, or unavailable
+// for a network failure. Errors that have a class keep it.
+func classifyRegistry(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -138,8 +148,8 @@ func registryError(op, ref string, err error) error {
 			}
 		}
 	case errdefs.IsPermissionDenied(err), errdefs.IsDataLoss(err), errdefs.IsCanceled(err), errdefs.IsDeadlineExceeded(err),
-		errdefs.IsResourceExhausted(err), errdefs.IsInvalidArgument(err), errdefs.IsNotFound(err):
-		return fmt.Errorf("%s %s: %w", op, ref, err)
+		errdefs.IsResourceExhausted(err), errdefs.IsInvalidArgument(err), errdefs.IsNotFound(err), errdefs.IsUnauthorized(err):
+		return err
 	default:
 		var ue *url.Error
 		var ne net.Error
@@ -147,7 +157,10 @@ func registryError(op, ref string, err error) error {
 			class = errdefs.ErrUnavailable
 		}
 	}
-	return classed(class, fmt.Errorf("%s %s: %w%s", op, ref, err, hint))
+	if hint != "" {
+		err = fmt.Errorf("%w%s", err, hint)
+	}
+	return classed(class, err)
 }
 
 // ServerHost turns what a user gives `berth login` ("", "docker.io",

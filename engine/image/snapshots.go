@@ -77,7 +77,7 @@ func (s *Store) ensureSnapshot(ctx context.Context, t *txn, blob, diffID v1.Hash
 		ticker = func() { tick(j) }
 	}
 	err := s.unpacks.wait(ctx, j, ticker)
-	if err == nil && j.created {
+	if j.addedContent() {
 		t.add(snapKey(diffID))
 	}
 	return err
@@ -107,7 +107,7 @@ func (s *Store) unpackBlob(ctx context.Context, blob, diffID v1.Hash, j *job) (b
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return false, storageError(err)
 	}
-	counted := &countingReader{r: raw, n: &j.current}
+	counted := &countingReader{r: &ctxReader{ctx: ctx, r: raw}, n: &j.current}
 	meta, err := unpackStream(ctx, counted, fsDir, diffID)
 	if err != nil {
 		return false, fmt.Errorf("unpack layer %s: %w", shortID(blob.String()), err)
