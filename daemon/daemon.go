@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/api"
+	"github.com/berth-dev/berth/engine/image"
 )
 
 // Config says where the daemon keeps its state and where it listens.
@@ -39,6 +40,7 @@ type Daemon struct {
 	cfg     Config
 	lock    *os.File
 	started time.Time
+	images  *image.Store
 }
 
 // Run serves the API until ctx is cancelled, then stops cleanly.
@@ -54,6 +56,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.lock.Close()
+	if err := d.openImages(); err != nil {
+		return err
+	}
+	defer d.images.Close()
 
 	ln, err := listen(cfg.Socket)
 	if err != nil {
@@ -129,6 +135,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /"+api.Version+"/version", func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, d.versionInfo())
 	})
+	d.imageRoutes(mux)
 	return mux
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -29,7 +30,7 @@ func save(t *testing.T, s *Store, format string, refs ...string) []byte {
 
 func TestSaveThenLoadKeepsImageIDAndTree(t *testing.T) {
 	t.Parallel()
-	layer, src := busyboxLayer(t)
+	layer, src := imagetest.BusyboxLayer(t)
 	from, _ := newStore(t, Options{})
 	img := importAs(t, from, layer, "busybox:saved")
 	untagged := importAs(t, from, smallLayer(t, "x"), "")
@@ -49,7 +50,7 @@ func TestSaveThenLoadKeepsImageIDAndTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareTrees(t, src, dirs[0])
+			imagetest.CompareTrees(t, src, dirs[0])
 			// Loading again changes nothing.
 			if again, err := to.Load(context.Background(), bytes.NewReader(archive), LoadOptions{}); err != nil || !slices.Equal(again, want) {
 				t.Fatalf("second load: %+v, %v", again, err)
@@ -102,7 +103,7 @@ func rewriteTar(t *testing.T, in []byte, edit func(h *tar.Header, body []byte) (
 // TestBadArchivesLeaveStoreAsItWas guards load's all-or-nothing promise.
 func TestBadArchivesLeaveStoreAsItWas(t *testing.T) {
 	t.Parallel()
-	layer, _ := busyboxLayer(t)
+	layer, _ := imagetest.BusyboxLayer(t)
 	from, _ := newStore(t, Options{})
 	img := importAs(t, from, layer, "busybox:bad")
 	good := save(t, from, DockerArchive, "busybox:bad")
@@ -152,7 +153,7 @@ func TestBadArchivesLeaveStoreAsItWas(t *testing.T) {
 	}
 	to, _ := newStore(t, Options{})
 	importAs(t, to, smallLayer(t, "existing"), "existing:1")
-	before := listTree(t, to.Dir())
+	before := imagetest.ListTree(t, to.Dir())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := to.Load(context.Background(), bytes.NewReader(c.archive), LoadOptions{})
@@ -162,7 +163,7 @@ func TestBadArchivesLeaveStoreAsItWas(t *testing.T) {
 			if !c.class(err) || !strings.Contains(err.Error(), c.text) {
 				t.Fatalf("error %q: wrong class or no %q", err, c.text)
 			}
-			if after := listTree(t, to.Dir()); !slices.Equal(before, after) {
+			if after := imagetest.ListTree(t, to.Dir()); !slices.Equal(before, after) {
 				t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
@@ -174,7 +175,7 @@ func TestBadArchivesLeaveStoreAsItWas(t *testing.T) {
 func TestSkopeoInterop(t *testing.T) {
 	t.Parallel()
 	skopeo := testutil.RequireCommand(t, "skopeo")[0]
-	layer, src := busyboxLayer(t)
+	layer, src := imagetest.BusyboxLayer(t)
 	s, _ := newStore(t, Options{})
 	img := importAs(t, s, layer, "busybox:skopeo")
 	work := t.TempDir()
@@ -235,7 +236,7 @@ func TestSkopeoInterop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		compareTrees(t, src, dirs[0])
+		imagetest.CompareTrees(t, src, dirs[0])
 	}
 }
 
@@ -261,13 +262,13 @@ func TestFullDiskLeavesStoreAsItWas(t *testing.T) {
 	defer s.Close()
 	importAs(t, s, smallLayer(t, "fits"), "fits:1")
 	big := makeTar(t, file("big", randomString(t, 5<<20)), file("big2", randomString(t, 5<<20)))
-	before := listTree(t, s.Dir())
+	before := imagetest.ListTree(t, s.Dir())
 
 	_, err = s.Import(context.Background(), bytes.NewReader(big), ImportOptions{Reference: "big:1"})
 	if !errdefs.IsResourceExhausted(err) {
 		t.Fatalf("import onto a full disk: want resource exhausted, got %v", err)
 	}
-	if after := listTree(t, s.Dir()); !slices.Equal(before, after) {
+	if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
 		t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -278,7 +279,7 @@ func TestFullDiskLeavesStoreAsItWas(t *testing.T) {
 	if !errdefs.IsResourceExhausted(err) || !strings.Contains(err.Error(), "unpack") {
 		t.Fatalf("import of a layer too big to unpack: want resource exhausted while unpacking, got %v", err)
 	}
-	if after := listTree(t, s.Dir()); !slices.Equal(before, after) {
+	if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
 		t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -290,10 +291,10 @@ func TestFullDiskLeavesStoreAsItWas(t *testing.T) {
 	if !errdefs.IsResourceExhausted(err) {
 		t.Fatalf("load onto a full disk: want resource exhausted, got %v", err)
 	}
-	if after := listTree(t, s.Dir()); !slices.Equal(before, after) {
+	if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
 		t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 	}
-	if _, err := s.Resolve("fits:1"); err != nil {
+	if _, err := s.Resolve(context.Background(), "fits:1"); err != nil {
 		t.Fatalf("the image that was there: %v", err)
 	}
 }

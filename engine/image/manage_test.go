@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -83,7 +84,7 @@ func TestTagListRemoveAsDockerDoes(t *testing.T) {
 	if err := s.Tag(ctx, shortID(img.ID), "other"); err != nil {
 		t.Fatal(err)
 	}
-	list, err := s.List(ListOptions{})
+	list, err := s.List(context.Background(), ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestTagListRemoveAsDockerDoes(t *testing.T) {
 	if len(list) != 1 || !slices.Equal(list[0].RepoTags, want) || list[0].ID != img.ID {
 		t.Fatalf("list %+v, want one image %s named %v", list, img.ID, want)
 	}
-	filtered, _ := s.List(ListOptions{References: []string{"localhost:5000/*"}})
+	filtered, _ := s.List(context.Background(), ListOptions{References: []string{"localhost:5000/*"}})
 	if len(filtered) != 1 {
 		t.Fatalf("reference filter found %d images", len(filtered))
 	}
@@ -106,7 +107,7 @@ func TestTagListRemoveAsDockerDoes(t *testing.T) {
 	if err != nil || len(got) != 3 || got[2].Deleted != img.ID {
 		t.Fatalf("rm -f ID = %+v, %v", got, err)
 	}
-	if _, err := s.Resolve("other"); !errdefs.IsNotFound(err) {
+	if _, err := s.Resolve(context.Background(), "other"); !errdefs.IsNotFound(err) {
 		t.Fatalf("resolve after rm: %v", err)
 	}
 	if b, sn := storeContent(t, s); b != 0 || sn != 0 {
@@ -243,7 +244,7 @@ func TestPruneDuringImportsLosesNothing(t *testing.T) {
 func TestCreateIsReproducibleAndStacksOnItsBase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	layer, _ := busyboxLayer(t)
+	layer, _ := imagetest.BusyboxLayer(t)
 	build := func(s *Store) Image {
 		_, err := s.Create(ctx, CreateOptions{
 			Layers:  []NewLayer{{Tar: bytes.NewReader(layer)}},
@@ -294,7 +295,7 @@ func TestCreateIsReproducibleAndStacksOnItsBase(t *testing.T) {
 	if rep, _ := s1.Prune(ctx, PruneOptions{All: true}); len(rep.ImagesDeleted) != 2 {
 		t.Fatalf("prune -a removed %+v; want base only (untag + delete), app is leased to the build", rep.ImagesDeleted)
 	}
-	hist, err := s1.History("app:1")
+	hist, err := s1.History(context.Background(), "app:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +303,7 @@ func TestCreateIsReproducibleAndStacksOnItsBase(t *testing.T) {
 		hist[1].Size != int64(len("content of app\n")) || hist[2].ID != "<missing>" || hist[2].Comment != "base" {
 		t.Fatalf("history %+v", hist)
 	}
-	d, err := s1.Inspect("app:1")
+	d, err := s1.Inspect(context.Background(), "app:1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sort"
 	"time"
@@ -96,7 +97,7 @@ func (s *Store) image(rec *imageRecord) (Image, error) {
 
 // Resolve finds an image by reference ("busybox", "localhost:5000/app:1",
 // "app@sha256:..."), ID or unique ID prefix.
-func (s *Store) Resolve(ref string) (Image, error) {
+func (s *Store) Resolve(ctx context.Context, ref string) (Image, error) {
 	rec, err := lookup(s.snapshotIndex(), ref)
 	if err != nil {
 		return Image{}, err
@@ -105,7 +106,7 @@ func (s *Store) Resolve(ref string) (Image, error) {
 }
 
 // List lists the store's images, newest first.
-func (s *Store) List(opts ListOptions) ([]Summary, error) {
+func (s *Store) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
 	s.mu.Lock()
 	ix := s.index
 	leased := s.leasedLocked()
@@ -137,8 +138,8 @@ func (s *Store) List(opts ListOptions) ([]Summary, error) {
 }
 
 // Inspect describes an image as `docker image inspect` does.
-func (s *Store) Inspect(ref string) (Details, error) {
-	img, err := s.Resolve(ref)
+func (s *Store) Inspect(ctx context.Context, ref string) (Details, error) {
+	img, err := s.Resolve(ctx, ref)
 	if err != nil {
 		return Details{}, err
 	}
@@ -166,8 +167,8 @@ func (s *Store) Inspect(ref string) (Details, error) {
 
 // History lists the steps that made an image, newest first: one per layer
 // and one per metadata-only step, each with its size and instruction.
-func (s *Store) History(ref string) ([]HistoryEntry, error) {
-	img, err := s.Resolve(ref)
+func (s *Store) History(ctx context.Context, ref string) ([]HistoryEntry, error) {
+	img, err := s.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -151,7 +151,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts PullOptions) (Image, 
 	} else {
 		ev.send(Event{Status: "Status: Downloaded newer image for " + r.Familiar()})
 	}
-	return s.Resolve(id)
+	return s.Resolve(ctx, id)
 }
 
 // commitMetadata stores an image's config and manifest blobs.

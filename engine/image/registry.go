@@ -97,6 +97,15 @@ func (s *Store) nameRef(r Reference) (name.Reference, error) {
 	return ref, nil
 }
 
+// ParsePlatform parses "os/arch[/variant]" ("linux/amd64", "linux/arm64/v8").
+func ParsePlatform(s string) (Platform, error) {
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" {
+		return Platform{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad platform %q: want os/arch[/variant]", s))
+	}
+	return *p, nil
+}
+
 // hostPlatform is the platform pulled when none is asked for.
 func hostPlatform() v1.Platform {
 	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}

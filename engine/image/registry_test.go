@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -21,7 +22,7 @@ func repoBase(ref string) string {
 	return path.Base(r.Repository)
 }
 
-var goodAuth = &authn.AuthConfig{Username: testUser, Password: testPassword}
+var goodAuth = &authn.AuthConfig{Username: imagetest.User, Password: imagetest.Password}
 
 // recorder collects progress events.
 type recorder struct {
@@ -51,7 +52,7 @@ func (r *recorder) has(id, status string) bool {
 // and pushes it as ref.
 func pushBusybox(t *testing.T, ref string, auth *authn.AuthConfig) Image {
 	t.Helper()
-	layer, _ := busyboxLayer(t)
+	layer, _ := imagetest.BusyboxLayer(t)
 	s, _ := newStore(t, Options{})
 	img, err := s.Create(context.Background(), CreateOptions{
 		Layers:  []NewLayer{{Tar: bytes.NewReader(layer)}, {Tar: bytes.NewReader(smallLayer(t, repoBase(ref)))}},
@@ -75,10 +76,10 @@ func pushBusybox(t *testing.T, ref string, auth *authn.AuthConfig) Image {
 
 func TestPushThenPullIntoEmptyStoreGivesTheSameTree(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t, authBasic)
+	reg := imagetest.StartRegistry(t, imagetest.AuthBasic)
 	ref := reg.Host + "/berth/busybox:1"
 	pushed := pushBusybox(t, ref, goodAuth)
-	_, src := busyboxLayer(t)
+	_, src := imagetest.BusyboxLayer(t)
 
 	s, _ := newStore(t, Options{})
 	ctx := context.Background()
@@ -106,18 +107,18 @@ func TestPushThenPullIntoEmptyStoreGivesTheSameTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	compareTrees(t, src, dirs[1])
+	imagetest.CompareTrees(t, src, dirs[1])
 	if b, _ := os.ReadFile(dirs[0] + "/data/busybox"); string(b) != "content of busybox\n" {
 		t.Fatalf("top layer: %q", b)
 	}
 
 	// Pulling again fetches nothing.
-	before := reg.gets(img.Layers[0].Digest)
+	before := reg.BlobGets(img.Layers[0].Digest)
 	rec = &recorder{}
 	if _, err := s.Pull(ctx, ref, PullOptions{Auth: goodAuth, Sink: rec.sink}); err != nil {
 		t.Fatal(err)
 	}
-	if reg.gets(img.Layers[0].Digest) != before || !rec.has(shortID(img.Layers[0].Digest), "Already exists") || !rec.has("", "Status: Image is up to date") {
+	if reg.BlobGets(img.Layers[0].Digest) != before || !rec.has(shortID(img.Layers[0].Digest), "Already exists") || !rec.has("", "Status: Image is up to date") {
 		t.Fatalf("second pull fetched again or said so: %+v", rec.events)
 	}
 
@@ -135,18 +136,18 @@ func TestPushThenPullIntoEmptyStoreGivesTheSameTree(t *testing.T) {
 
 func TestTokenAuthPushPullAndLogin(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t, authToken)
+	reg := imagetest.StartRegistry(t, imagetest.AuthToken)
 	ref := reg.Host + "/tok/busybox:1"
 	s, _ := newStore(t, Options{})
 	ctx := context.Background()
 	if err := s.CheckLogin(ctx, reg.Host, *goodAuth); err != nil {
 		t.Fatalf("login with good credentials: %v", err)
 	}
-	if err := s.CheckLogin(ctx, "http://"+reg.Host+"/v2/", authn.AuthConfig{Username: testUser, Password: "wrong"}); !errdefs.IsUnauthorized(err) {
+	if err := s.CheckLogin(ctx, "http://"+reg.Host+"/v2/", authn.AuthConfig{Username: imagetest.User, Password: "wrong"}); !errdefs.IsUnauthorized(err) {
 		t.Fatalf("login with a wrong password: want unauthenticated, got %v", err)
 	}
 	pushed := pushBusybox(t, ref, goodAuth)
-	if _, err := s.Pull(ctx, ref, PullOptions{Auth: &authn.AuthConfig{Username: testUser, Password: "wrong"}}); !errdefs.IsUnauthorized(err) {
+	if _, err := s.Pull(ctx, ref, PullOptions{Auth: &authn.AuthConfig{Username: imagetest.User, Password: "wrong"}}); !errdefs.IsUnauthorized(err) {
 		t.Fatalf("pull with a wrong password: want unauthenticated, got %v", err)
 	}
 	img, err := s.Pull(ctx, ref, PullOptions{Auth: goodAuth})
@@ -160,12 +161,12 @@ func TestTokenAuthPushPullAndLogin(t *testing.T) {
 
 func TestBasicAuthLogin(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t, authBasic)
+	reg := imagetest.StartRegistry(t, imagetest.AuthBasic)
 	s, _ := newStore(t, Options{})
 	if err := s.CheckLogin(context.Background(), reg.Host, *goodAuth); err != nil {
 		t.Fatalf("login: %v", err)
 	}
-	if err := s.CheckLogin(context.Background(), reg.Host, authn.AuthConfig{Username: testUser, Password: "nope"}); !errdefs.IsUnauthorized(err) {
+	if err := s.CheckLogin(context.Background(), reg.Host, authn.AuthConfig{Username: imagetest.User, Password: "nope"}); !errdefs.IsUnauthorized(err) {
 		t.Fatalf("login with a wrong password: want unauthenticated, got %v", err)
 	}
 }
@@ -175,25 +176,11 @@ func TestBasicAuthLogin(t *testing.T) {
 // at the same time; the registry must still see one GET per layer.
 func TestConcurrentPullsFetchEachLayerOnce(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t, authNone)
+	reg := imagetest.StartRegistry(t, imagetest.AuthNone)
 	ref := reg.Host + "/conc/busybox:1"
 	pushed := pushBusybox(t, ref, nil)
 	const pulls = 4
-	hold := make(chan struct{})
-	var once sync.Once
-	manifests := 0
-	reg.mu.Lock()
-	reg.hold = hold
-	reg.onManifest = func() {
-		reg.mu.Lock()
-		manifests++
-		n := manifests
-		reg.mu.Unlock()
-		if n >= pulls {
-			once.Do(func() { close(hold) })
-		}
-	}
-	reg.mu.Unlock()
+	reg.HoldBlobsUntilManifests(pulls)
 
 	s, _ := newStore(t, Options{})
 	var wg sync.WaitGroup
@@ -214,7 +201,7 @@ func TestConcurrentPullsFetchEachLayerOnce(t *testing.T) {
 		}
 	}
 	for _, l := range pushed.Layers {
-		if n := reg.gets(l.Digest); n != 1 {
+		if n := reg.BlobGets(l.Digest); n != 1 {
 			t.Errorf("layer %s fetched %d times, want once", shortID(l.Digest), n)
 		}
 	}
@@ -228,7 +215,7 @@ func TestConcurrentPullsFetchEachLayerOnce(t *testing.T) {
 // unparsable reference each fail with a clear error and change nothing.
 func TestRegistryFaultsLeaveStoreAsItWas(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t, authNone)
+	reg := imagetest.StartRegistry(t, imagetest.AuthNone)
 	good := reg.Host + "/faults/good:1"
 	pushed := pushBusybox(t, good, nil)
 	corruptRef := reg.Host + "/faults/corrupt:1"
@@ -237,19 +224,19 @@ func TestRegistryFaultsLeaveStoreAsItWas(t *testing.T) {
 	missing := pushBusybox(t, missingRef, nil)
 
 	// Same size, different bytes: only the digest can tell.
-	dataPath := reg.blobData(corrupt.Layers[1].Digest)
+	dataPath := reg.BlobData(corrupt.Layers[1].Digest)
 	b, err := os.ReadFile(dataPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0xff
 	os.WriteFile(dataPath, b, 0o644)
-	if err := os.Remove(reg.blobData(missing.Layers[1].Digest)); err != nil {
+	if err := os.Remove(reg.BlobData(missing.Layers[1].Digest)); err != nil {
 		t.Fatal(err)
 	}
 
 	s, _ := newStore(t, Options{})
-	before := listTree(t, s.Dir())
+	before := imagetest.ListTree(t, s.Dir())
 	cases := []struct {
 		ref   string
 		class func(error) bool
@@ -265,14 +252,14 @@ func TestRegistryFaultsLeaveStoreAsItWas(t *testing.T) {
 		if err == nil || !c.class(err) || !strings.Contains(err.Error(), c.text) {
 			t.Fatalf("pull %s: error %v, want its class and %q", c.ref, err, c.text)
 		}
-		if after := listTree(t, s.Dir()); !slices.Equal(before, after) {
+		if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
 			t.Fatalf("pull %s changed the store:\nbefore %v\nafter  %v", c.ref, before, after)
 		}
 	}
 	if _, err := s.Pull(context.Background(), good, PullOptions{}); err != nil {
 		t.Fatalf("the good image after the faults: %v", err)
 	}
-	if img, _ := s.Resolve(good); img.ID != pushed.ID {
+	if img, _ := s.Resolve(context.Background(), good); img.ID != pushed.ID {
 		t.Fatalf("good image %s, want %s", img.ID, pushed.ID)
 	}
 }

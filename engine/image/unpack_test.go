@@ -13,21 +13,20 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if busyboxDir != "" {
-		os.RemoveAll(busyboxDir)
-	}
+	imagetest.Cleanup()
 	os.Exit(code)
 }
 
 func TestImportedBusyboxUnpacksByteForByte(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, Options{})
-	layer, src := busyboxLayer(t)
+	layer, src := imagetest.BusyboxLayer(t)
 	img, err := s.Import(context.Background(), bytes.NewReader(layer), ImportOptions{Reference: "busybox:test"})
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func TestImportedBusyboxUnpacksByteForByte(t *testing.T) {
 	if len(dirs) != 1 {
 		t.Fatalf("%d snapshot dirs, want 1", len(dirs))
 	}
-	compareTrees(t, src, dirs[0])
+	imagetest.CompareTrees(t, src, dirs[0])
 }
 
 func TestWhiteoutsBecomeOverlayWhiteouts(t *testing.T) {
@@ -135,8 +134,8 @@ func TestHostileLayersAreRefused(t *testing.T) {
 		{"truncated", makeTar(t, file("a", strings.Repeat("x", 10000)))[:3000], errdefs.IsInvalidArgument, "truncated"},
 		{"not a tar", []byte(strings.Repeat("garbage!", 200)), errdefs.IsInvalidArgument, "corrupt"},
 	}
-	before := listTree(t, s.Dir())
-	outsideBefore := listTree(t, outside)
+	before := imagetest.ListTree(t, s.Dir())
+	outsideBefore := imagetest.ListTree(t, outside)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := s.Import(context.Background(), bytes.NewReader(c.layer), ImportOptions{Reference: "hostile:latest"})
@@ -146,10 +145,10 @@ func TestHostileLayersAreRefused(t *testing.T) {
 			if !c.class(err) || !strings.Contains(err.Error(), c.text) {
 				t.Fatalf("error %q (class wrong or no %q)", err, c.text)
 			}
-			if after := listTree(t, s.Dir()); !slices.Equal(before, after) {
+			if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
 				t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
-			if after := listTree(t, outside); !slices.Equal(outsideBefore, after) {
+			if after := imagetest.ListTree(t, outside); !slices.Equal(outsideBefore, after) {
 				t.Fatalf("outside changed:\nbefore %v\nafter  %v", outsideBefore, after)
 			}
 			if b, _ := os.ReadFile(filepath.Join(outside, "sentinel")); string(b) != "untouched" {

@@ -1,4 +1,4 @@
-package image
+package imagetest
 
 import (
 	"crypto"
@@ -30,21 +30,21 @@ import (
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
-// Registry auth modes of testRegistry.
+// Registry auth modes of Registry.
 const (
-	authNone  = ""
-	authBasic = "basic"
-	authToken = "token"
+	AuthNone  = ""
+	AuthBasic = "basic"
+	AuthToken = "token"
 )
 
 const (
-	testUser     = "berth"
-	testPassword = "s3cret-pass"
+	User     = "berth"
+	Password = "s3cret-pass"
 )
 
-// testRegistry is Debian's docker-registry serving on loopback behind a
+// Registry is Debian's docker-registry serving on loopback behind a
 // counting reverse proxy: Host is the proxy's address, the one tests use.
-type testRegistry struct {
+type Registry struct {
 	Host    string
 	Storage string
 
@@ -56,12 +56,12 @@ type testRegistry struct {
 	onManifest func()
 }
 
-// startRegistry starts a registry with the given auth mode.
-func startRegistry(t *testing.T, auth string) *testRegistry {
+// StartRegistry starts a registry with the given auth mode.
+func StartRegistry(t *testing.T, auth string) *Registry {
 	t.Helper()
 	bin := testutil.RequireCommand(t, "docker-registry")[0]
 	dir := t.TempDir()
-	reg := &testRegistry{Storage: filepath.Join(dir, "storage"), blobGets: map[string]int{}}
+	reg := &Registry{Storage: filepath.Join(dir, "storage"), blobGets: map[string]int{}}
 	// The proxy comes first: in token mode it also serves the token
 	// endpoint, since the registry client only trusts a token realm on a
 	// loopback address when it is the registry's own host:port.
@@ -117,15 +117,15 @@ http:
   secret: berth-test-secret
 `, reg.Storage, port)
 	switch auth {
-	case authBasic:
-		hash, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	case AuthBasic:
+		hash, err := bcrypt.GenerateFromPassword([]byte(Password), bcrypt.MinCost)
 		if err != nil {
 			t.Fatal(err)
 		}
 		htpasswd := filepath.Join(dir, "htpasswd")
-		os.WriteFile(htpasswd, []byte(testUser+":"+string(hash)+"\n"), 0o600)
+		os.WriteFile(htpasswd, []byte(User+":"+string(hash)+"\n"), 0o600)
 		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s\n", htpasswd)
-	case authToken:
+	case AuthToken:
 		tokens = newTokenServer(t, dir)
 		cfg += fmt.Sprintf("auth:\n  token:\n    realm: %s/token\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
 			srv.URL, tokenService, tokenIssuer, tokens.certFile)
@@ -168,14 +168,36 @@ http:
 	return reg
 }
 
-func (r *testRegistry) gets(digest string) int {
+// HoldBlobsUntilManifests makes blob downloads wait until the registry
+// has been asked for a manifest n times: n pulls started at once then all
+// want their layers at the same moment.
+func (r *Registry) HoldBlobsUntilManifests(n int) {
+	hold := make(chan struct{})
+	var once sync.Once
+	manifests := 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hold = hold
+	r.onManifest = func() {
+		r.mu.Lock()
+		manifests++
+		seen := manifests
+		r.mu.Unlock()
+		if seen >= n {
+			once.Do(func() { close(hold) })
+		}
+	}
+}
+
+// BlobGets is how many times the blob digest was downloaded.
+func (r *Registry) BlobGets(digest string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.blobGets[digest]
 }
 
-// blobData is where the registry keeps a blob's content.
-func (r *testRegistry) blobData(digest string) string {
+// BlobData is where the registry keeps a blob's content.
+func (r *Registry) BlobData(digest string) string {
 	hex := strings.TrimPrefix(digest, "sha256:")
 	return filepath.Join(r.Storage, "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
 }
@@ -230,7 +252,7 @@ func newTokenServer(t *testing.T, dir string) *tokenServer {
 
 func (ts *tokenServer) serve(w http.ResponseWriter, r *http.Request) {
 	user, pass, ok := r.BasicAuth()
-	if !ok || user != testUser || pass != testPassword {
+	if !ok || user != User || pass != Password {
 		w.Header().Set("WWW-Authenticate", `Basic realm="berth-test"`)
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
 		return
