@@ -470,7 +470,7 @@ func healthcheck(h *types.HealthCheckConfig) *Healthcheck {
 		Retries:       defaultHealthRetries,
 		Test:          slices.Clone([]string(h.Test)),
 	}
-	if h.Retries != nil {
+	if h.Retries != nil && *h.Retries != 0 {
 		out.Retries = int(*h.Retries)
 	}
 	if h.Disable || (len(h.Test) > 0 && h.Test[0] == "NONE") {
@@ -480,7 +480,7 @@ func healthcheck(h *types.HealthCheckConfig) *Healthcheck {
 }
 
 func durationOr(d *types.Duration, fallback time.Duration) time.Duration {
-	if d == nil {
+	if d == nil || *d == 0 {
 		return fallback
 	}
 	return time.Duration(*d)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -190,6 +191,13 @@ var (
 	reServiceQuoted = regexp.MustCompile(`service "([^"]+)"`)
 	// dependency cycle detected: a -> b -> a
 	reCycle = regexp.MustCompile(`dependency cycle detected: ([^\s]+) ->`)
+	// Circular reference:\n  a in /x/compose.yaml\n  extends b in ...
+	reExtendsCycle = regexp.MustCompile(`Circular reference:\s+(\S+) in `)
+	// services.scale: can't set container_name and web as container name
+	// must be unique (compose-go swaps its arguments)
+	reContainerName = regexp.MustCompile(`can't set container_name and (\S+) as container name`)
+	// env file /x/missing.env not found
+	reEnvFile = regexp.MustCompile(`env file (\S+) not found`)
 )
 
 // keyHints map words of compose-go's service-level messages to the key
@@ -231,6 +239,10 @@ func (ss sources) locate(err error) error {
 		e.message = strings.TrimSpace(rest)
 	}
 	switch {
+	case reContainerName.MatchString(msg):
+		path = []string{"services", reContainerName.FindStringSubmatch(msg)[1], "container_name"}
+	case reExtendsCycle.MatchString(msg):
+		path = []string{"services", reExtendsCycle.FindStringSubmatch(msg)[1], "extends"}
 	case reBracketPath.MatchString(msg):
 		p := reBracketPath.FindStringSubmatch(msg)[1]
 		p = strings.NewReplacer("[", ".", "]", "").Replace(p)
@@ -246,10 +258,15 @@ func (ss sources) locate(err error) error {
 			}
 		}
 	case reDottedPath.MatchString(msg):
-		path = strings.Split(reDottedPath.FindStringSubmatch(msg)[1], ".")
+		for _, step := range strings.Split(reDottedPath.FindStringSubmatch(msg)[1], ".") {
+			// compose-go writes list indexes as [0]
+			path = append(path, strings.Trim(step, "[]"))
+		}
 	}
-	if m := reAdditional.FindStringSubmatch(msg); m != nil && len(path) > 0 {
+	if m := reAdditional.FindStringSubmatch(msg); m != nil {
+		// at the top level the schema's path is empty
 		path = append(path, m[1])
+		e.message = strings.TrimSpace(msg)
 	}
 	e.setPath(path)
 	if len(path) > 0 {
@@ -293,7 +310,13 @@ func (ss sources) locateIn(err error, env types.Mapping) error {
 	if !errors.As(located, &e) || e.Service != "" || e.Key != "" {
 		return located
 	}
-	if path, file, line, col := ss.pinpoint(err.Error(), env); path != nil {
+	path, file, line, col := ss.pinpoint(err.Error(), env)
+	if path == nil {
+		if m := reEnvFile.FindStringSubmatch(err.Error()); m != nil {
+			path, file, line, col = ss.findListEntry("env_file", filepath.Base(m[1]))
+		}
+	}
+	if path != nil {
 		e.setPath(path)
 		e.File, e.Line, e.Column = file, line, col
 	}
@@ -302,15 +325,18 @@ func (ss sources) locateIn(err error, env types.Mapping) error {
 
 // shortSyntax are the parsers compose-go applies to short-syntax list
 // entries, whose errors do not say which entry failed.
-var shortSyntax = map[string]func(string) error{
-	"ports": func(v string) error {
+var shortSyntax = []struct {
+	key   string
+	parse func(string) error
+}{
+	{"ports", func(v string) error {
 		_, err := types.ParsePortConfig(v)
 		return err
-	},
-	"volumes": func(v string) error {
+	}},
+	{"volumes", func(v string) error {
 		_, err := format.ParseVolume(v)
 		return err
-	},
+	}},
 }
 
 func (ss sources) pinpoint(msg string, env types.Mapping) (path []string, file string, line, col int) {
@@ -322,7 +348,8 @@ func (ss sources) pinpoint(msg string, env types.Mapping) (path []string, file s
 			}
 			for j := 0; j+1 < len(servicesNode.Content); j += 2 {
 				name, svc := servicesNode.Content[j].Value, servicesNode.Content[j+1]
-				for key, parse := range shortSyntax {
+				for _, syntax := range shortSyntax {
+					key, parse := syntax.key, syntax.parse
 					list := valueOf(svc, key)
 					if list == nil || list.Kind != yaml.SequenceNode {
 						continue
@@ -341,6 +368,41 @@ func (ss sources) pinpoint(msg string, env types.Mapping) (path []string, file s
 						if err := parse(v); err != nil && strings.HasSuffix(msg, err.Error()) {
 							return []string{"services", name, key, strconv.Itoa(k)}, ss[i].file, item.Line, item.Column
 						}
+					}
+				}
+			}
+		}
+	}
+	return nil, "", 0, 0
+}
+
+// findListEntry finds the service whose list key (env_file, ...) has an
+// entry naming a file called base.
+func (ss sources) findListEntry(key, base string) (path []string, file string, line, col int) {
+	for i := len(ss) - 1; i >= 0; i-- {
+		for _, root := range ss[i].roots {
+			services := valueOf(root, "services")
+			if services == nil || services.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j+1 < len(services.Content); j += 2 {
+				list := valueOf(services.Content[j+1], key)
+				if list == nil {
+					continue
+				}
+				items := list.Content
+				if list.Kind == yaml.ScalarNode {
+					items = []*yaml.Node{list}
+				}
+				for k, item := range items {
+					v := item.Value
+					if item.Kind == yaml.MappingNode {
+						if p := valueOf(item, "path"); p != nil {
+							v = p.Value
+						}
+					}
+					if filepath.Base(v) == base {
+						return []string{"services", services.Content[j].Value, key, strconv.Itoa(k)}, ss[i].file, item.Line, item.Column
 					}
 				}
 			}

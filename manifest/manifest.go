@@ -303,16 +303,17 @@ type Dependency struct {
 }
 
 // Healthcheck is a service's healthcheck:, with docker's defaults filled
-// in (interval 30s, timeout 30s, retries 3, start_interval 5s).
+// in (interval 30s, timeout 30s, retries 3, start_interval 5s; a 0 in the
+// file means the default, as for docker).
 type Healthcheck struct {
 	// Test is CMD args..., CMD-SHELL command, or nil to keep the image's
 	// test while changing its timings.
 	Test          []string      `json:"test,omitempty"`
-	Interval      time.Duration `json:"interval"`
-	Timeout       time.Duration `json:"timeout"`
-	Retries       int           `json:"retries"`
-	StartPeriod   time.Duration `json:"start_period"`
-	StartInterval time.Duration `json:"start_interval"`
+	Interval      time.Duration `json:"interval,omitempty"`
+	Timeout       time.Duration `json:"timeout,omitempty"`
+	Retries       int           `json:"retries,omitempty"`
+	StartPeriod   time.Duration `json:"start_period,omitempty"`
+	StartInterval time.Duration `json:"start_interval,omitempty"`
 	// Disable turns off the image's healthcheck too (disable: true, or
 	// test: [NONE]).
 	Disable bool `json:"disable,omitempty"`
