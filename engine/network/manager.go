@@ -285,3 +285,13 @@ func orEmpty(m map[string]string) map[string]string {
 	}
 	return m
 }
+
+// Resync rewrites the state root's nftables rules from the records, and
+// re-inserts its accept rules in foreign forward chains whose policy is drop.
+// The daemon calls it now and then: a firewall (Docker's, say) started after
+// berth's networks were made has cut their forwarding until then.
+func (m *Manager) Resync() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.syncFirewall()
+}

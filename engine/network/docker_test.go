@@ -1,0 +1,97 @@
+package network
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/nftables"
+)
+
+// dockerDropChain makes what Docker (iptables-nft) makes on its start: an ip
+// filter FORWARD chain whose policy is drop. It is removed at the test's end.
+func dockerDropChain(t *testing.T) *nftables.Table {
+	t.Helper()
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "filter"
+	if tables, _ := conn.ListTablesOfFamily(nftables.TableFamilyIPv4); tables != nil {
+		for _, tb := range tables {
+			if tb.Name == "filter" {
+				name = "berth-test-docker" // a real one is there: leave it be
+			}
+		}
+	}
+	tb := conn.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: name})
+	drop := nftables.ChainPolicyDrop
+	conn.AddChain(&nftables.Chain{Name: "FORWARD", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.DelTable(tb)
+		if err := conn.Flush(); err != nil {
+			t.Errorf("remove table ip %s: %v", name, err)
+		}
+	})
+	return tb
+}
+
+// TestCoexistsWithDockerForwardDrop: with an ip filter FORWARD chain whose
+// policy is drop (Docker's), containers still reach each other (bridged
+// traffic goes through that chain too, with br_netfilter) and the world
+// beyond the host, once berth has inserted its accept rules; removing the
+// network removes exactly those rules. Not parallel: the chain drops every
+// forwarded packet of the host, other tests' included.
+func TestCoexistsWithDockerForwardDrop(t *testing.T) {
+	e := newEnv(t, Options{})
+	world := e.outside(18)
+	e.network("dock", "10.230.18.0/24")
+	e.network("other", "10.230.19.0/24")
+	a := e.sandbox("service a")
+	b := e.sandbox("service b")
+	c := e.sandbox("service c")
+	aEP := e.attach(a, "dock", AttachOptions{})
+	bEP := e.attach(b, "dock", AttachOptions{})
+	e.attach(c, "other", AttachOptions{})
+	serve(t, b.Path, "b", 9000)
+
+	tb := dockerDropChain(t)
+	// Docker started after berth: its policy cuts forwarding...
+	mustNotReach(t, a.Path, "tcp", hostPort(world, 7000))
+	if brNetfilter() {
+		mustNotReach(t, a.Path, "tcp", hostPort(bEP.IP(), 9000))
+	}
+	// ...until berth resyncs (the daemon does at start and periodically).
+	if err := e.m.Resync(); err != nil {
+		t.Fatal(err)
+	}
+	mustAsk(t, a.Path, "tcp", hostPort(bEP.IP(), 9000), "b "+aEP.IP().String())
+	mustAsk(t, a.Path, "tcp", hostPort(world, 7000), "outside 198.18.18.1")
+	mustAsk(t, a.Path, "udp", hostPort(world, 7000), "outside 198.18.18.1")
+	// Isolation is berth's own chain's job, and it still holds.
+	mustNotReach(t, c.Path, "tcp", hostPort(bEP.IP(), 9000))
+
+	handles, err := taggedRules(tb, "FORWARD", e.m.tag())
+	if err != nil || len(handles) != 4 {
+		t.Fatalf("berth's rules in %s FORWARD: %v, %v; want 4 (in and out for 2 bridges)", tb.Name, handles, err)
+	}
+	// A network made while the chain exists gets its rules at once.
+	e.network("late", "10.230.22.0/24")
+	if handles, _ := taggedRules(tb, "FORWARD", e.m.tag()); len(handles) != 6 {
+		t.Fatalf("after a third network: %d rules, want 6", len(handles))
+	}
+	tag := e.m.tag()
+	e.teardown()
+	if handles, err := taggedRules(tb, "FORWARD", tag); err != nil || len(handles) != 0 {
+		t.Fatalf("after teardown, berth's rules in %s FORWARD: %v, %v", tb.Name, handles, err)
+	}
+}
+
+func brNetfilter() bool {
+	b, err := os.ReadFile("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
