@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -69,6 +70,7 @@ func (e *Error) Unwrap() []error { return []error{e.Err, errdefs.ErrInvalidArgum
 type source struct {
 	file  string
 	roots []*yaml.Node // each document's top mapping
+	top   bool         // given to the loader, not included or extended from
 }
 
 // sources are the files of a load, in merge order.
@@ -76,28 +78,150 @@ type sources []source
 
 // parseSources parses each file, and reports the first YAML syntax error
 // with its file and line (compose-go's own message names neither file nor,
-// in every case, line).
-func parseSources(files []string, contents [][]byte) (sources, error) {
-	var out sources
+// in every case, line). The files they include or extend from are parsed
+// too, when berth can find them, so that errors in those are placed as
+// well; they come first, as their content is merged under the others'.
+func parseSources(files []string, contents [][]byte, projectDir string) (sources, error) {
+	var top, referenced sources
+	seen := map[string]bool{}
 	for i, content := range contents {
-		src := source{file: files[i]}
-		dec := yaml.NewDecoder(bytes.NewReader(content))
-		for {
-			var doc yaml.Node
-			err := dec.Decode(&doc)
-			if errors.Is(err, io.EOF) {
-				break
+		src, err := parseSource(files[i], content)
+		if err != nil {
+			return nil, err
+		}
+		src.top = true
+		top = append(top, src)
+		seen[files[i]] = true
+	}
+	var walk func(src source, depth int)
+	walk = func(src source, depth int) {
+		if depth > maxReferenceDepth {
+			return
+		}
+		for _, path := range src.references(projectDir) {
+			if seen[path] {
+				continue
 			}
+			seen[path] = true
+			b, err := readSmallFile(path)
 			if err != nil {
-				return nil, syntaxError(files[i], err)
+				continue
 			}
-			if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
-				src.roots = append(src.roots, doc.Content[0])
+			// a syntax error here is compose-go's to report, when it loads
+			// the file: berth may have guessed the path wrong
+			s, err := parseSource(path, b)
+			if err != nil {
+				continue
+			}
+			referenced = append([]source{s}, referenced...)
+			walk(s, depth+1)
+		}
+	}
+	for _, s := range top {
+		walk(s, 0)
+	}
+	return append(referenced, top...), nil
+}
+
+// maxReferenceDepth bounds how deep includes of includes are followed for
+// error placement.
+const maxReferenceDepth = 8
+
+func parseSource(file string, content []byte) (source, error) {
+	src := source{file: file}
+	dec := yaml.NewDecoder(bytes.NewReader(content))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return src, syntaxError(file, err)
+		}
+		if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+			src.roots = append(src.roots, doc.Content[0])
+		}
+	}
+	return src, nil
+}
+
+// readSmallFile reads a regular file of a reasonable size: a Compose file
+// naming /dev/zero must not make berth read forever to place an error.
+func readSmallFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() || st.Size() > 4<<20 {
+		return nil, fmt.Errorf("%s: not a small regular file", path)
+	}
+	return os.ReadFile(path)
+}
+
+// references are the local files a source includes (include:) or extends
+// services from (extends.file), made absolute.
+func (src source) references(projectDir string) []string {
+	var rel []string
+	for _, root := range src.roots {
+		if inc := valueOf(root, "include"); inc != nil && inc.Kind == yaml.SequenceNode {
+			for _, item := range inc.Content {
+				switch item.Kind {
+				case yaml.ScalarNode:
+					rel = append(rel, item.Value)
+				case yaml.MappingNode:
+					rel = append(rel, scalars(valueOf(item, "path"))...)
+				}
 			}
 		}
-		out = append(out, src)
+		if services := valueOf(root, "services"); services != nil && services.Kind == yaml.MappingNode {
+			for i := 1; i < len(services.Content); i += 2 {
+				if ext := valueOf(services.Content[i], "extends"); ext != nil {
+					rel = append(rel, scalars(valueOf(ext, "file"))...)
+				}
+			}
+		}
 	}
-	return out, nil
+	var out []string
+	for _, p := range rel {
+		if p == "" || strings.ContainsAny(p, "$") || strings.Contains(p, "://") || strings.HasPrefix(p, "git@") || strings.HasPrefix(p, "oci:") {
+			continue
+		}
+		candidates := []string{p}
+		if !filepath.IsAbs(p) {
+			candidates = nil
+			if src.file != "-" {
+				candidates = append(candidates, filepath.Join(filepath.Dir(src.file), p))
+			}
+			candidates = append(candidates, filepath.Join(projectDir, p))
+		}
+		for _, c := range candidates {
+			if st, err := os.Stat(c); err == nil && st.Mode().IsRegular() {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// scalars are the string values of a scalar or a sequence of scalars.
+func scalars(n *yaml.Node) []string {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.ScalarNode {
+		return []string{n.Value}
+	}
+	var out []string
+	if n.Kind == yaml.SequenceNode {
+		for _, item := range n.Content {
+			if item.Kind == yaml.ScalarNode {
+				out = append(out, item.Value)
+			}
+		}
+	}
+	return out
 }
 
 var yamlPosition = regexp.MustCompile(`(?:line |L)(\d+)(?:\.C(\d+))?`)
@@ -196,6 +320,8 @@ var (
 	// services.scale: can't set container_name and web as container name
 	// must be unique (compose-go swaps its arguments)
 	reContainerName = regexp.MustCompile(`can't set container_name and (\S+) as container name`)
+	// failed to parse /x/inc.yaml: go-yaml load error in scanner at L4.C11: ...
+	reParseFailed = regexp.MustCompile(`failed to parse (\S+): .*?\bL(\d+)(?:\.C(\d+))?`)
 	// env file /x/missing.env not found
 	reEnvFile = regexp.MustCompile(`env file (\S+) not found`)
 )
@@ -274,8 +400,22 @@ func (ss sources) locate(err error) error {
 			e.File, e.Line, e.Column = file, line, col
 		}
 	}
-	if e.File == "" && len(ss) == 1 {
-		e.File = ss[0].file
+	if m := reParseFailed.FindStringSubmatch(msg); m != nil {
+		e.File = m[1]
+		e.Line, _ = strconv.Atoi(m[2])
+		e.Column, _ = strconv.Atoi(m[3])
+	}
+	if e.File == "" && len(path) == 0 {
+		// nothing in the message says where: with one file, it is that one
+		var top []string
+		for _, s := range ss {
+			if s.top {
+				top = append(top, s.file)
+			}
+		}
+		if len(top) == 1 {
+			e.File = top[0]
+		}
 	}
 	return e
 }

@@ -21,6 +21,7 @@ const invalidDir = "../testdata/manifest/invalid"
 func TestLoadRejects(t *testing.T) {
 	tests := []struct {
 		files []string // default: the row's name + ".yaml"
+		also  []string // files the others include or extend from
 		name  string
 		env   []string
 		want  []string // fragments of the message
@@ -45,7 +46,13 @@ func TestLoadRejects(t *testing.T) {
 		{name: "container-name-scale", want: []string{"container-name-scale.yaml:4:5:", `service "web"`, "container_name:", "container name must be unique"}},
 		{name: "env-file-missing", want: []string{"env-file-missing.yaml:4:16:", `service "web"`, "env_file.0:", "missing.env not found"}},
 		{name: "extends-cycle", want: []string{"extends-cycle.yaml:", `service "`, "extends:", "Circular reference"}},
+		// compose-go panics on it (docker compose too); berth says so.
+		{name: "compose-go-panic", want: []string{"compose-go-panic.yaml:", "compose-go could not read this file", "panicked"}},
 		{name: "empty", want: []string{"empty.yaml:", "empty compose file"}},
+		{name: "include-bad-port", also: []string{"include-bad-port.included.yaml"},
+			want: []string{"include-bad-port.included.yaml:5:13:", `service "db"`, "ports.0:", "invalid hostPort: 99999"}},
+		{name: "extends-syntax", also: []string{"extends-syntax.base.yaml"},
+			want: []string{"extends-syntax.base.yaml:5:14:", "did not find expected ',' or ']'"}},
 		{name: "override-bad-port", files: []string{"base.yaml", "override-bad-port.yaml"},
 			want: []string{"override-bad-port.yaml:5:9:", `service "web"`, "ports.1:", "invalid hostPort: 99999"}},
 
@@ -75,7 +82,7 @@ func TestLoadRejects(t *testing.T) {
 		if files == nil {
 			files = []string{tt.name + ".yaml"}
 		}
-		for _, f := range files {
+		for _, f := range append(files, tt.also...) {
 			covered[f] = true
 		}
 		t.Run(tt.name, func(t *testing.T) {

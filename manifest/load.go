@@ -329,7 +329,7 @@ func (ld *load) details(ctx context.Context) (*types.ConfigDetails, error) {
 		details.ConfigFiles[i].Content = b
 		names[i], contents[i] = f.Filename, b
 	}
-	if ld.srcs, err = parseSources(names, contents); err != nil {
+	if ld.srcs, err = parseSources(names, contents, ld.projectDirectory()); err != nil {
 		return nil, err
 	}
 	details.Environment = ld.env
@@ -387,7 +387,11 @@ func (ld *load) project(ctx context.Context, r RenderOptions) (*types.Project, e
 	if err != nil {
 		return nil, err
 	}
-	cp, err := loader.LoadWithContext(ctx, *details, lo...)
+	var cp *types.Project
+	err = safely(func() (err error) {
+		cp, err = loader.LoadWithContext(ctx, *details, lo...)
+		return err
+	})
 	if err != nil {
 		return nil, ld.srcs.locateIn(err, ld.env)
 	}
@@ -420,7 +424,11 @@ func (ld *load) model(ctx context.Context, r RenderOptions) (map[string]any, err
 	if err != nil {
 		return nil, err
 	}
-	m, err := loader.LoadModelWithContext(ctx, *details, lo...)
+	var m map[string]any
+	err = safely(func() (err error) {
+		m, err = loader.LoadModelWithContext(ctx, *details, lo...)
+		return err
+	})
 	if err != nil {
 		return nil, ld.srcs.locateIn(err, ld.env)
 	}
@@ -434,4 +442,19 @@ func hasName(content []byte) bool {
 		Name string `yaml:"name,omitempty"`
 	}
 	return yaml.Unmarshal(content, &n) == nil && n.Name != ""
+}
+
+// safely runs a call into compose-go's loader, turning a panic into an
+// error. compose-go v2.14.0 (and docker compose v5.5.0 with it) panics on
+// some malformed files, found by FuzzLoad: a secrets entry with a null
+// target (`- target:`) makes override.mountIndexer assert a nil to string.
+// A bad file must be an error the user can act on, not a crash of the CLI
+// or of the daemon reloading it.
+func safely(call func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("compose-go could not read this file (it panicked: %v); docker compose fails on it too: %w", r, errdefs.ErrInvalidArgument)
+		}
+	}()
+	return call()
 }

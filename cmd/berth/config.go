@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -131,8 +132,8 @@ func runConfig(cmd *cobra.Command, opts *globalOptions, co *configOptions, args 
 	}
 	if co.output != "" && len(content) > 0 {
 		path := co.output
-		if wd := invocationFrom(ctx).workDir; wd != "" && !strings.HasPrefix(path, "/") {
-			path = wd + "/" + path
+		if wd := invocationFrom(ctx).workDir; wd != "" && !filepath.IsAbs(path) {
+			path = filepath.Join(wd, path)
 		}
 		if err := os.WriteFile(path, content, 0o666); err != nil {
 			return fmt.Errorf("config: %w", err)
