@@ -352,13 +352,14 @@ func (m *Manager) Detach(sandboxID, network string) error {
 	}
 	defer sb.op.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	n, err := m.findNetwork(network)
 	if err != nil {
+		m.mu.Unlock()
 		return err
 	}
 	i := slices.IndexFunc(sb.rec.Endpoints, func(ep Endpoint) bool { return ep.NetworkID == n.ID })
 	if i < 0 {
+		m.mu.Unlock()
 		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("%s is not attached to network %s", sb.rec.Owner, n.Name))
 	}
 	ep := sb.rec.Endpoints[i]
@@ -368,12 +369,23 @@ func (m *Manager) Detach(sandboxID, network string) error {
 	// which Open deletes.
 	if err := m.saveSandbox(&sb.rec); err != nil {
 		sb.rec.Endpoints = slices.Insert(sb.rec.Endpoints, i, ep)
+		m.mu.Unlock()
 		return fmt.Errorf("detach %s from network %s: %w", sb.rec.Owner, n.Name, err)
 	}
+	n.inflight++ // the network stays until its port is gone
+	m.mu.Unlock()
+
+	// Outside the manager's lock: deleting a link waits for RCU grace
+	// periods, and other containers' attachments need not wait for it.
 	var errs []error
 	if err := deleteLink(ep.HostInterface); err != nil {
 		errs = append(errs, err)
 	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n.inflight--
+	// Freed only now that no interface holds it any more.
 	n.space.Release(ep.IP())
 	if err := m.gatewayChanged(sb, before); err != nil {
 		errs = append(errs, err)
@@ -394,10 +406,10 @@ func (m *Manager) DeleteSandbox(id string) error {
 	}
 	defer sb.op.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	// The record first: what a crash leaves after it (veths, the mount)
 	// has no record, and Open deletes it.
 	if err := removeRecord(m.sandboxPath(id)); err != nil {
+		m.mu.Unlock()
 		return fmt.Errorf("delete sandbox of %s: %w", sb.rec.Owner, err)
 	}
 	sb.deleted = true
@@ -409,19 +421,33 @@ func (m *Manager) DeleteSandbox(id string) error {
 			errs = append(errs, err)
 		}
 	}
+	nets := make([]*netState, len(sb.rec.Endpoints))
+	for i, ep := range sb.rec.Endpoints {
+		if nets[i] = m.networks[ep.NetworkID]; nets[i] != nil {
+			nets[i].inflight++
+		}
+	}
+	m.mu.Unlock()
+
 	for _, ep := range sb.rec.Endpoints {
 		// Deleted explicitly, not left to the namespace's end: a running
 		// container would keep the namespace, and the host end, alive.
 		if err := deleteLink(ep.HostInterface); err != nil {
 			errs = append(errs, err)
 		}
-		if n, ok := m.networks[ep.NetworkID]; ok {
-			n.space.Release(ep.IP())
-		}
 	}
 	if err := removeNetns(sb.rec.Path); err != nil {
 		errs = append(errs, err)
 	}
+
+	m.mu.Lock()
+	for i, ep := range sb.rec.Endpoints {
+		if nets[i] != nil {
+			nets[i].inflight--
+			nets[i].space.Release(ep.IP())
+		}
+	}
+	m.mu.Unlock()
 	if len(errs) > 0 {
 		return fmt.Errorf("delete sandbox of %s: %w", sb.rec.Owner, errors.Join(errs...))
 	}
