@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of berth's own outputs (not those recorded from docker compose)")
@@ -174,4 +178,77 @@ func sortLines(s string) string {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
+}
+
+// TestConfigFlags covers what the reference outputs do not: validation
+// only, writing to a file, and the flags berth answers with an error.
+func TestConfigFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	compose := "services:\n  web:\n    image: busybox:1.36\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		out, _, err := runBerth(t, dir, nil, nil, args...)
+		return out, err
+	}
+
+	if out, err := run("config", "-q"); err != nil || out != "" {
+		t.Errorf("config -q: %q, %v; want nothing", out, err)
+	}
+	if out, err := run("config", "-o", "out.yaml"); err != nil || out != "" {
+		t.Errorf("config -o: %q, %v; want nothing on stdout", out, err)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "out.yaml"))
+	if err != nil || !strings.Contains(string(written), "image: busybox:1.36") {
+		t.Errorf("config -o out.yaml wrote %q, %v", written, err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"config", "--format", "toml"}, `unsupported format "toml"`},
+		{[]string{"config", "--resolve-image-digests"}, "not implemented yet"},
+		{[]string{"config", "--hash", "web,nope"}, "no such service: nope"},
+		{[]string{"config", "nope"}, "no such service: nope"},
+		{[]string{"-p", "Bad Name", "config"}, "invalid project name"},
+		{[]string{"-f", "missing.yaml", "config"}, "missing.yaml"},
+	} {
+		out, err := run(tt.args...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || out != "" {
+			t.Errorf("berth %s: out %q, err %v; want an error saying %q", strings.Join(tt.args, " "), out, err, tt.want)
+		}
+	}
+}
+
+// TestConfigRejectsBadFile runs the berth binary on a bad file: the error
+// names the file, line, service and key, the exit status is 1, and nothing
+// is created (not even the state root).
+func TestConfigRejectsBadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	compose := "services:\n  web:\n    image: busybox\n    ports: [\"8080:80\", \"1.2.3.4:80:80:80\"]\n    volumes: [\"./data:/data\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(dir, "state")
+	cmd := exec.Command(testutil.BerthBinary(t), "--root", root, "--host", "unix://"+filepath.Join(dir, "sock"), "config")
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want status 1", err)
+	}
+	want := filepath.Join(dir, "compose.yaml") + `:4:24: service "web": ports.1: invalid IP address`
+	if !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q; want %q", stdout.String(), stderr.String(), want)
+	}
+	for _, p := range []string{root, filepath.Join(dir, "data"), filepath.Join(dir, "sock")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a rejected config", p)
+		}
+	}
 }
