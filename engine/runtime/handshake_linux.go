@@ -1,0 +1,107 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
+// channel is one end of the handshake's socket pair.
+type channel struct{ fd int }
+
+// newChannelPair returns the parent's and the child's ends, close-on-exec
+// (the child's end is passed explicitly and made close-on-exec again by
+// the child, so that the user's process never inherits it).
+func newChannelPair() (parent, child int, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, fmt.Errorf("socketpair: %w", err)
+	}
+	// A bootstrap carries the whole spec; let it be larger than the default
+	// socket buffer when it must (root may force the size).
+	_ = unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+	_ = unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 4<<20)
+	return fds[0], fds[1], nil
+}
+
+func (c *channel) send(m *message, fds ...int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	for {
+		err = unix.Sendmsg(c.fd, b, oob, nil, unix.MSG_NOSIGNAL)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("send %s: %w", m.Type, err)
+	}
+	return nil
+}
+
+// recv reads one message and the descriptors sent with it; io.EOF when
+// the other end is closed.
+func (c *channel) recv() (*message, []int, error) {
+	var n, flags int
+	var err error
+	peek := make([]byte, 1)
+	for {
+		// Learn the packet's size first: MSG_TRUNC makes recvmsg return it.
+		n, _, flags, _, err = unix.Recvmsg(c.fd, peek, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("receive: %w", err)
+	}
+	if n == 0 && flags&unix.MSG_TRUNC == 0 {
+		return nil, nil, io.EOF
+	}
+	buf := make([]byte, n)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var oobn int
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(c.fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("receive: %w", err)
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return nil, nil, errors.New("receive: message truncated")
+	}
+	var fds []int
+	if oobn > 0 {
+		cmsgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, nil, fmt.Errorf("receive: %w", err)
+		}
+		for _, cm := range cmsgs {
+			if rights, err := unix.ParseUnixRights(&cm); err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	m := &message{}
+	if err := json.Unmarshal(buf[:n], m); err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, fmt.Errorf("receive: %w", err)
+	}
+	return m, fds, nil
+}
+
+func (c *channel) close() error { return unix.Close(c.fd) }

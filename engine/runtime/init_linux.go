@@ -1,0 +1,208 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/failpoint"
+)
+
+// setup is the setup stage's state.
+type setup struct {
+	ch   *channel
+	boot *bootstrap
+	fifo int // exec fifo (container mode), -1 in exec mode
+	root *rootDir
+}
+
+// stepError is a setup failure at a named step.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// step names the step err happened at, keeping the innermost name.
+func step(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *stepError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &stepError{step: name, err: err}
+}
+
+// Init is the setup stage: the body of `berth __berth_runtime_init`,
+// started by Create or Exec. It never returns: it execs the container's
+// process or exits.
+func Init() {
+	// Every step below changes the calling thread (capabilities, seccomp,
+	// the user, no_new_privs are per thread) and execve runs from it.
+	goruntime.LockOSThread()
+	// Non-dumpable before anything: processes of the container cannot open
+	// /proc/PID/exe or /proc/PID/mem of the setup stage.
+	_ = unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+	syncFd, fifoFd, exeFd, err := parseInitEnv(os.Getenv(initEnv))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "berth: setup stage: %v\n", err)
+		os.Exit(1)
+	}
+	// The handle on our own binary did its job at execve.
+	unix.Close(exeFd)
+	unix.CloseOnExec(syncFd)
+	if fifoFd >= 0 {
+		unix.CloseOnExec(fifoFd)
+	}
+	ch := &channel{fd: syncFd}
+	m, _, err := ch.recv()
+	if err != nil || m.Type != msgBootstrap || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
+		// The parent died or is not a berth that speaks this handshake.
+		os.Exit(1)
+	}
+	if m.Bootstrap.Failpoints != "" {
+		os.Setenv(failpoint.Env, m.Bootstrap.Failpoints)
+	}
+	s := &setup{ch: ch, boot: m.Bootstrap, fifo: fifoFd}
+	err = s.run()
+	// run only returns on failure.
+	name := "setup"
+	var se *stepError
+	if errors.As(err, &se) {
+		name = se.step
+	}
+	if ch.send(&message{Type: msgError, Step: name, Text: err.Error()}) != nil {
+		// Nobody listens any more (Start released us and we failed to exec):
+		// the process's stderr is the only place left to say it.
+		fmt.Fprintf(os.Stderr, "berth: %s: %v\n", name, err)
+	}
+	code := 1
+	if name == "exec" {
+		code = 127
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.ENOEXEC) {
+			code = 126
+		}
+	}
+	os.Exit(code)
+}
+
+func parseInitEnv(v string) (syncFd, fifoFd, exeFd int, err error) {
+	parts := strings.Split(v, ",")
+	if len(parts) != 3 {
+		return 0, 0, 0, fmt.Errorf("%s=%q: not started by berth's runtime", initEnv, v)
+	}
+	var n [3]int
+	for i, p := range parts {
+		if n[i], err = strconv.Atoi(p); err != nil {
+			return 0, 0, 0, fmt.Errorf("%s=%q: %w", initEnv, v, err)
+		}
+	}
+	return n[0], n[1], n[2], nil
+}
+
+func (s *setup) warn(format string, args ...any) {
+	_ = s.ch.send(&message{Type: msgWarning, Text: fmt.Sprintf(format, args...)})
+}
+
+func (s *setup) run() error {
+	if s.boot.Mode == modeContainer {
+		if err := s.container(); err != nil {
+			return err
+		}
+	} else if err := s.oomScoreAdj(); err != nil {
+		return err
+	}
+	return s.process()
+}
+
+// container sets up a new container's namespaces and root filesystem.
+func (s *setup) container() error {
+	b := s.boot
+	spec := b.Spec
+	if b.isNew(specs.CgroupNamespace) {
+		// Now, not at clone time: on cgroup v1 the parent moved us into our
+		// cgroup after the clone, and the namespace's root is where we are.
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return step("cgroup namespace", err)
+		}
+	}
+	if b.isNew(specs.UTSNamespace) {
+		if spec.Hostname != "" {
+			if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+				return step("hostname", err)
+			}
+		}
+		if spec.Domainname != "" {
+			if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
+				return step("domainname", err)
+			}
+		}
+	}
+	if b.isNew(specs.NetworkNamespace) {
+		if err := loopbackUp(); err != nil {
+			return step("bring up lo", err)
+		}
+	}
+	if err := s.oomScoreAdj(); err != nil {
+		return err
+	}
+	if err := s.setupRootfs(); err != nil {
+		return err
+	}
+	if err := failpoint.Inject("runtime/before-pivot"); err != nil {
+		return step("failpoint", err)
+	}
+	if err := s.pivotRoot(); err != nil {
+		return step("pivot_root", err)
+	}
+	if err := failpoint.Inject("runtime/after-pivot"); err != nil {
+		return step("failpoint", err)
+	}
+	return s.finishRootfs()
+}
+
+// loopbackUp sets lo up in the new network namespace, as Docker does even
+// for network_mode none: 127.0.0.1 works in every container.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// oomScoreAdj applies process.oomScoreAdj. Lowering it needs
+// CAP_SYS_RESOURCE, which root may lack: then it stays and a warning says so.
+func (s *setup) oomScoreAdj() error {
+	p := s.boot.Spec.Process
+	if p == nil || p.OOMScoreAdj == nil {
+		return nil
+	}
+	err := writeProcFile("/proc/self/oom_score_adj", strconv.Itoa(*p.OOMScoreAdj))
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		cur, _ := os.ReadFile("/proc/self/oom_score_adj")
+		s.warn("oom_score_adj %d needs CAP_SYS_RESOURCE to lower; kept %s", *p.OOMScoreAdj, strings.TrimSpace(string(cur)))
+		return nil
+	}
+	return step("oom_score_adj", err)
+}

@@ -1,0 +1,125 @@
+package runtime
+
+import (
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// nsJoin is a namespace to enter by path before the setup stage is cloned.
+type nsJoin struct {
+	Type specs.LinuxNamespaceType
+	Path string
+}
+
+// nsPlan is how the setup stage gets its namespaces.
+type nsPlan struct {
+	// flags are the clone flags of the namespaces created at clone time.
+	flags uintptr
+	// joins are entered, in this order, on the cloning thread first: a
+	// process cannot move itself into a pid namespace (setns only places
+	// its future children there), so the thread that clones does it.
+	joins []nsJoin
+	// new lists every namespace the container gets fresh, including the
+	// cgroup namespace, which the child unshares itself once it is in its
+	// cgroup (on v1 it is moved there after the clone).
+	new []specs.LinuxNamespaceType
+	// user is set when the container has its own user namespace.
+	user bool
+}
+
+// joinOrder is the order of setns: the mount namespace last, because once
+// in it the caller's paths (/proc, /sys) are no longer the host's.
+var joinOrder = [...]specs.LinuxNamespaceType{
+	specs.IPCNamespace, specs.UTSNamespace, specs.NetworkNamespace,
+	specs.PIDNamespace, specs.CgroupNamespace, specs.MountNamespace,
+}
+
+// procName is the file name of a namespace type under /proc/PID/ns.
+func procName(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.PIDNamespace:
+		return "pid"
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	case specs.IPCNamespace:
+		return "ipc"
+	case specs.UTSNamespace:
+		return "uts"
+	case specs.UserNamespace:
+		return "user"
+	case specs.CgroupNamespace:
+		return "cgroup"
+	case specs.TimeNamespace:
+		return "time"
+	}
+	return ""
+}
+
+func cloneFlag(t specs.LinuxNamespaceType) uintptr {
+	switch t {
+	case specs.PIDNamespace:
+		return unix.CLONE_NEWPID
+	case specs.NetworkNamespace:
+		return unix.CLONE_NEWNET
+	case specs.MountNamespace:
+		return unix.CLONE_NEWNS
+	case specs.IPCNamespace:
+		return unix.CLONE_NEWIPC
+	case specs.UTSNamespace:
+		return unix.CLONE_NEWUTS
+	case specs.UserNamespace:
+		return unix.CLONE_NEWUSER
+	case specs.CgroupNamespace:
+		return unix.CLONE_NEWCGROUP
+	}
+	return 0
+}
+
+// planNamespaces sorts a spec's namespaces into created and joined ones.
+func planNamespaces(nss []specs.LinuxNamespace) (nsPlan, error) {
+	var p nsPlan
+	seen := map[specs.LinuxNamespaceType]bool{}
+	byType := map[specs.LinuxNamespaceType]string{}
+	for _, ns := range nss {
+		if procName(ns.Type) == "" {
+			return p, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unknown namespace type %q", ns.Type))
+		}
+		if seen[ns.Type] {
+			return p, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("namespace %s listed twice", ns.Type))
+		}
+		seen[ns.Type] = true
+		byType[ns.Type] = ns.Path
+		switch {
+		case ns.Type == specs.TimeNamespace:
+			return p, errdefs.ErrNotImplemented.WithMessage("time namespaces are not supported")
+		case ns.Path != "" && ns.Type == specs.UserNamespace:
+			// setns into a user namespace needs a single-threaded process,
+			// which a Go program never is.
+			return p, errdefs.ErrNotImplemented.WithMessage("joining an existing user namespace is not supported")
+		case ns.Path != "" && ns.Type == specs.MountNamespace:
+			return p, errdefs.ErrNotImplemented.WithMessage("joining an existing mount namespace is not supported: a container needs its own to pivot into its root filesystem")
+		case ns.Path == "":
+			p.new = append(p.new, ns.Type)
+			if ns.Type != specs.CgroupNamespace {
+				p.flags |= cloneFlag(ns.Type)
+			}
+			if ns.Type == specs.UserNamespace {
+				p.user = true
+			}
+		}
+	}
+	if !seen[specs.MountNamespace] {
+		return p, errdefs.ErrInvalidArgument.WithMessage("the spec has no mount namespace: a container needs its own to pivot into its root filesystem")
+	}
+	for _, t := range joinOrder {
+		if path := byType[t]; path != "" {
+			p.joins = append(p.joins, nsJoin{Type: t, Path: path})
+		}
+	}
+	return p, nil
+}

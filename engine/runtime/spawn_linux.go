@@ -1,0 +1,230 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// initEnv is the environment variable that tells the setup stage which of
+// its descriptors are the handshake socket, the exec fifo and its own binary.
+const initEnv = "_BERTH_INIT"
+
+// spawnRequest is one setup stage to start.
+type spawnRequest struct {
+	ns nsPlan
+	// pidfd, when >= 0, is a process whose namespaces (pidfdFlags) the
+	// thread enters before ns.joins: setns(pidfd) enters them all at once
+	// and cannot meet a reused pid.
+	pidfd      int
+	pidfdFlags uintptr
+	uidMaps    []specs.LinuxIDMapping
+	gidMaps    []specs.LinuxIDMapping
+	cgroupFD   int      // clone into this cgroup (v2); -1 for none
+	io         IO       // stdio and extra files
+	fifo       *os.File // exec fifo, container mode only
+}
+
+// child is a setup stage just started.
+type child struct {
+	pid    int
+	ch     *channel
+	reaped bool // its pid may belong to another process now
+}
+
+// spawn starts the setup stage: berth's binary, from its read-only view,
+// as `berth __berth_runtime_init`, cloned into new namespaces and, when
+// the request joins some, from a thread that entered them first.
+func (r *Runtime) spawn(req spawnRequest) (*child, error) {
+	exe, err := r.binary()
+	if err != nil {
+		return nil, err
+	}
+	parentFd, childFd, err := newChannelPair()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(childFd)
+
+	var devnull *os.File
+	stdio := []*os.File{req.io.Stdin, req.io.Stdout, req.io.Stderr}
+	for i, f := range stdio {
+		if f == nil {
+			if devnull == nil {
+				if devnull, err = os.OpenFile(os.DevNull, os.O_RDWR, 0); err != nil {
+					unix.Close(parentFd)
+					return nil, err
+				}
+				defer devnull.Close()
+			}
+			stdio[i] = devnull
+		}
+	}
+	files := make([]uintptr, 0, 6+len(req.io.ExtraFiles))
+	for _, f := range stdio {
+		files = append(files, f.Fd())
+	}
+	for _, f := range req.io.ExtraFiles {
+		files = append(files, f.Fd())
+	}
+	syncIdx := len(files)
+	files = append(files, uintptr(childFd))
+	fifoIdx := -1
+	if req.fifo != nil {
+		fifoIdx = len(files)
+		files = append(files, req.fifo.Fd())
+	}
+	exeIdx := len(files)
+	files = append(files, exe.Fd())
+
+	// The child resolves its own binary through the descriptor it gets at
+	// exeIdx: the path is read by execve after the descriptors are in place.
+	path := "/proc/self/fd/" + strconv.Itoa(exeIdx)
+	env := []string{fmt.Sprintf("%s=%d,%d,%d", initEnv, syncIdx, fifoIdx, exeIdx)}
+	attr := &syscall.ProcAttr{
+		Env:   env,
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Cloneflags: req.ns.flags,
+			Setsid:     true,
+		},
+	}
+	if req.cgroupFD >= 0 {
+		attr.Sys.UseCgroupFD = true
+		attr.Sys.CgroupFD = req.cgroupFD
+	}
+	argv := []string{"berth", InitEntry}
+
+	var pid int
+	if len(req.ns.joins) == 0 && req.pidfd < 0 {
+		pid, err = syscall.ForkExec(path, argv, attr)
+	} else {
+		pid, err = forkFromNamespaces(req.ns.joins, req.pidfd, req.pidfdFlags, path, argv, attr)
+	}
+	goruntime.KeepAlive(stdio)
+	goruntime.KeepAlive(req.io.ExtraFiles)
+	goruntime.KeepAlive(req.fifo)
+	goruntime.KeepAlive(exe)
+	if err != nil {
+		unix.Close(parentFd)
+		return nil, fmt.Errorf("clone setup stage: %w", err)
+	}
+	c := &child{pid: pid, ch: &channel{fd: parentFd}}
+	if req.ns.user {
+		// Written here rather than by Go's SysProcAttr.UidMappings, which
+		// writes them from the cloning thread: when that thread entered a
+		// container's mount namespace, /proc there is the container's.
+		// The child waits for bootstrap before it does anything, mapped.
+		if err := writeIDMaps(pid, req.uidMaps, req.gidMaps); err != nil {
+			c.abort()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// forkFromNamespaces enters the namespaces on a locked thread and clones
+// the child from it. The thread is never unlocked: its namespaces are no
+// longer the process's, so it dies with its goroutine.
+func forkFromNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	type result struct {
+		pid int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		pid, err := func() (int, error) {
+			// Open every namespace first: entering one changes what the
+			// next path means.
+			fds := make([]int, 0, len(joins))
+			defer func() {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}()
+			for _, j := range joins {
+				fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return 0, fmt.Errorf("open %s namespace %s: %w", j.Type, j.Path, err)
+				}
+				fds = append(fds, fd)
+			}
+			if pidfd >= 0 {
+				if pidfdFlags&unix.CLONE_NEWNS != 0 {
+					if err := unix.Unshare(unix.CLONE_FS); err != nil {
+						return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
+					}
+				}
+				if err := unix.Setns(pidfd, int(pidfdFlags)); err != nil {
+					return 0, fmt.Errorf("enter the container's namespaces: %w", err)
+				}
+			}
+			for i, j := range joins {
+				if j.Type == specs.MountNamespace {
+					// A thread sharing its filesystem context with others may not change mount namespace.
+					if err := unix.Unshare(unix.CLONE_FS); err != nil {
+						return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
+					}
+				}
+				if err := unix.Setns(fds[i], int(cloneFlag(j.Type))); err != nil {
+					return 0, fmt.Errorf("enter %s namespace %s: %w", j.Type, j.Path, err)
+				}
+			}
+			return syscall.ForkExec(path, argv, attr)
+		}()
+		done <- result{pid, err}
+	}()
+	res := <-done
+	return res.pid, res.err
+}
+
+// writeIDMaps writes a child's uid and gid maps, as the host's root.
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	format := func(ms []specs.LinuxIDMapping) string {
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		return b.String()
+	}
+	for _, f := range []struct{ name, data string }{
+		{"uid_map", format(uids)}, {"gid_map", format(gids)},
+	} {
+		p := fmt.Sprintf("/proc/%d/%s", pid, f.name)
+		if err := os.WriteFile(p, []byte(f.data), 0); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// abort kills a setup stage that will not be used and reaps it: nobody
+// else knows its pid.
+func (c *child) abort() {
+	if !c.reaped {
+		_ = unix.Kill(c.pid, unix.SIGKILL)
+		c.reap()
+	}
+	c.ch.close()
+}
+
+// reap waits for this child only (wait4 on its pid), retrying on EINTR.
+func (c *child) reap() (unix.WaitStatus, bool) {
+	var ws unix.WaitStatus
+	for {
+		pid, err := unix.Wait4(c.pid, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		c.reaped = true
+		return ws, err == nil && pid == c.pid
+	}
+}
