@@ -6,11 +6,15 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 )
 
 // dockerDropChain makes what Docker (iptables-nft) makes on its start: an ip
-// filter FORWARD chain whose policy is drop. It is removed at the test's end.
-func dockerDropChain(t *testing.T) *nftables.Table {
+// filter FORWARD chain whose policy is drop; and what ufw makes: an INPUT
+// chain whose policy is drop, here for traffic from the given bridges only
+// (the host's own services must stay reachable while the test runs). It is
+// removed at the test's end.
+func dockerDropChain(t *testing.T, bridges ...string) *nftables.Table {
 	t.Helper()
 	conn, err := nftables.New()
 	if err != nil {
@@ -28,6 +32,14 @@ func dockerDropChain(t *testing.T) *nftables.Table {
 	drop := nftables.ChainPolicyDrop
 	conn.AddChain(&nftables.Chain{Name: "FORWARD", Table: tb, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	input := conn.AddChain(&nftables.Chain{Name: "INPUT", Table: tb, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &drop})
+	var others []expr.Any
+	for _, br := range bridges {
+		others = append(others, &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(br)})
+	}
+	conn.AddRule(&nftables.Rule{Table: tb, Chain: input, Exprs: append(others, &expr.Verdict{Kind: expr.VerdictAccept})})
 	if err := conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +61,8 @@ func dockerDropChain(t *testing.T) *nftables.Table {
 func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 	e := newEnv(t, Options{})
 	world := e.outside(18)
-	e.network("dock", "10.230.18.0/24")
-	e.network("other", "10.230.19.0/24")
+	dock := e.network("dock", "10.230.18.0/24")
+	other := e.network("other", "10.230.19.0/24")
 	a := e.sandbox("service a")
 	b := e.sandbox("service b")
 	c := e.sandbox("service c")
@@ -59,7 +71,10 @@ func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 	e.attach(c, "other", AttachOptions{})
 	serve(t, b.Path, "b", 9000)
 
-	tb := dockerDropChain(t)
+	// On the host, on the gateway: the DNS server's port and another one.
+	serve(t, "", "dns", 53, dock.Gateway)
+	serve(t, "", "private", 9053, dock.Gateway)
+	tb := dockerDropChain(t, dock.Bridge, other.Bridge)
 	// Docker started after berth: its policy cuts forwarding...
 	mustNotReach(t, a.Path, "tcp", hostPort(world, 7000))
 	if brNetfilter() {
@@ -74,6 +89,13 @@ func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 	mustAsk(t, a.Path, "udp", hostPort(world, 7000), "outside 198.18.18.1")
 	// Isolation is berth's own chain's job, and it still holds.
 	mustNotReach(t, c.Path, "tcp", hostPort(bEP.IP(), 9000))
+	// The host's input policy lets the DNS server be reached, nothing else.
+	mustAsk(t, a.Path, "udp", hostPort(dock.Gateway, 53), "dns "+aEP.IP().String())
+	mustAsk(t, a.Path, "tcp", hostPort(dock.Gateway, 53), "dns "+aEP.IP().String())
+	mustNotReach(t, a.Path, "tcp", hostPort(dock.Gateway, 9053))
+	if handles, err := taggedRules(tb, "INPUT", e.m.tag()); err != nil || len(handles) != 4 {
+		t.Fatalf("berth's rules in %s INPUT: %v, %v; want 4 (udp and tcp for 2 bridges)", tb.Name, handles, err)
+	}
 
 	handles, err := taggedRules(tb, "FORWARD", e.m.tag())
 	if err != nil || len(handles) != 4 {
@@ -86,8 +108,10 @@ func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 	}
 	tag := e.m.tag()
 	e.teardown()
-	if handles, err := taggedRules(tb, "FORWARD", tag); err != nil || len(handles) != 0 {
-		t.Fatalf("after teardown, berth's rules in %s FORWARD: %v, %v", tb.Name, handles, err)
+	for _, chain := range []string{"FORWARD", "INPUT"} {
+		if handles, err := taggedRules(tb, chain, tag); err != nil || len(handles) != 0 {
+			t.Fatalf("after teardown, berth's rules in %s %s: %v, %v", tb.Name, chain, handles, err)
+		}
 	}
 }
 

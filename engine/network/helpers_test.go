@@ -131,16 +131,19 @@ func inNS(t testing.TB, path string, fn func()) {
 }
 
 // serve starts, inside the namespace at path (or on the host when path is
-// empty), a TCP server and a UDP server on port that answer every
-// connection or datagram with "NAME FROM", FROM being the peer address they
-// see.
-func serve(t testing.TB, path, name string, port uint16) {
+// empty), a TCP server and a UDP server on port (of on[0], else of every
+// address) that answer every connection or datagram with "NAME FROM", FROM
+// being the peer address they see.
+func serve(t testing.TB, path, name string, port uint16, on ...netip.Addr) {
 	t.Helper()
 	var l net.Listener
 	var pc net.PacketConn
 	var errT, errU error
 	listen := func() {
 		addr := fmt.Sprintf("0.0.0.0:%d", port)
+		if len(on) > 0 {
+			addr = netip.AddrPortFrom(on[0], port).String()
+		}
 		l, errT = net.Listen("tcp4", addr)
 		pc, errU = net.ListenPacket("udp4", addr)
 	}

@@ -47,9 +47,11 @@ import (
 // policy to drop, so berth inserts "iifname BR accept" and "oifname BR accept"
 // at the top of every foreign forward chain whose policy is drop, tagged with
 // a comment naming the state root, and removes exactly those when the network
-// goes. Isolation stays in berth's own chain, which still drops. iptables-legacy
-// keeps its rules outside nftables where berth cannot reach them; see the
-// package's README for that case.
+// goes. Isolation stays in berth's own chain, which still drops. A foreign
+// input chain whose policy is drop (ufw, a hand-made firewall) gets one hole
+// per network: the DNS server on its gateway. iptables-legacy keeps its rules
+// outside nftables where berth cannot reach them; see the package's README
+// for that case.
 
 const (
 	chainRaw        = "raw-prerouting"
@@ -113,6 +115,17 @@ func cmpStrings(a, b string) int {
 // syncFirewall makes the kernel's rules what the records say, in one
 // nftables transaction; m.mu is held.
 func (m *Manager) syncFirewall() error {
+	err := m.writeFirewall()
+	if err != nil {
+		// Another program (another state root, Docker) may have changed a
+		// foreign chain between our listing and our batch, which then
+		// fails whole: list again and retry once.
+		err = m.writeFirewall()
+	}
+	return err
+}
+
+func (m *Manager) writeFirewall() error {
 	fw := m.firewallLocked()
 	conn, err := nftables.New()
 	if err != nil {
@@ -218,8 +231,16 @@ func (m *Manager) tableExists(conn *nftables.Conn) (bool, error) {
 func (m *Manager) tag() string { return m.table }
 
 // syncForeignChains queues, on conn, the removal of this state root's rules
-// from foreign forward chains and the insertion of the ones networks need
-// (in chains whose policy is drop). conn's batch is flushed by the caller.
+// from foreign chains and the insertion of the ones networks need, in the
+// base chains on the forward and input hooks whose policy is drop:
+//
+//   - forward: iifname BR accept, oifname BR accept (berth's own chain keeps
+//     isolation);
+//   - input: iifname BR ip daddr GW udp|tcp dport 53 accept, only the DNS
+//     server on the gateway; the host's other services stay as the host's
+//     firewall wants them.
+//
+// conn's batch is flushed by the caller.
 func (m *Manager) syncForeignChains(conn *nftables.Conn, networks []Network) error {
 	chains, err := conn.ListChains()
 	if err != nil {
@@ -227,7 +248,11 @@ func (m *Manager) syncForeignChains(conn *nftables.Conn, networks []Network) err
 	}
 	tag := m.tag()
 	for _, c := range chains {
-		if c.Hooknum == nil || *c.Hooknum != *nftables.ChainHookForward || c.Type != nftables.ChainTypeFilter {
+		if c.Hooknum == nil || c.Type != nftables.ChainTypeFilter || c.Table == nil {
+			continue
+		}
+		forward := *c.Hooknum == *nftables.ChainHookForward
+		if !forward && *c.Hooknum != *nftables.ChainHookInput {
 			continue
 		}
 		if c.Table.Family != nftables.TableFamilyIPv4 && c.Table.Family != nftables.TableFamilyINet {
@@ -252,13 +277,20 @@ func (m *Manager) syncForeignChains(conn *nftables.Conn, networks []Network) err
 			continue
 		}
 		ud := userdata.AppendString(nil, userdata.TypeComment, tag)
+		insert := func(parts ...[]expr.Any) {
+			// At the top, before the foreign chain's own rules (Docker's
+			// jump to DOCKER-USER included).
+			conn.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: ud, Exprs: rule(parts...)})
+		}
 		for _, n := range networks {
-			// InsertRule puts each at the top, before the foreign chain's
-			// own rules (Docker's jump to DOCKER-USER included).
-			conn.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: ud,
-				Exprs: rule(oifname(n.Bridge), verdict(expr.VerdictAccept))})
-			conn.InsertRule(&nftables.Rule{Table: c.Table, Chain: c, UserData: ud,
-				Exprs: rule(iifname(n.Bridge), verdict(expr.VerdictAccept))})
+			if forward {
+				insert(oifname(n.Bridge), verdict(expr.VerdictAccept))
+				insert(iifname(n.Bridge), verdict(expr.VerdictAccept))
+				continue
+			}
+			for _, proto := range []string{"udp", "tcp"} {
+				insert(iifname(n.Bridge), daddrIs(n.Gateway), l4proto(proto), dport(53), verdict(expr.VerdictAccept))
+			}
 		}
 	}
 	return nil
