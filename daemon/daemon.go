@@ -23,8 +23,8 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/api"
-	"github.com/berth-dev/berth/engine/image"
 )
 
 // Config says where the daemon keeps its state and where it listens.
@@ -32,15 +32,20 @@ type Config struct {
 	Root    string // state root, e.g. /var/lib/berth
 	Socket  string // path of the API socket
 	Version string // berth's version, reported by `berth version`
-	Log     *slog.Logger
+	// Binary is berth's executable, re-executed as the monitor and as
+	// containers' setup stage; default: this process's executable.
+	Binary string
+	Log    *slog.Logger
 }
 
 // Daemon is a running berth daemon.
 type Daemon struct {
-	cfg     Config
-	lock    *os.File
-	started time.Time
-	images  *image.Store
+	cfg      Config
+	log      *slog.Logger
+	lock     *os.File
+	started  time.Time
+	engine   *engine.Engine
+	projects projects
 }
 
 // Run serves the API until ctx is cancelled, then stops cleanly.
@@ -48,7 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	d := &Daemon{cfg: cfg, started: time.Now()}
+	d := &Daemon{cfg: cfg, log: cfg.Log, started: time.Now()}
 	if err := os.MkdirAll(cfg.Root, 0o711); err != nil {
 		return fmt.Errorf("state root: %w", err)
 	}
@@ -56,10 +61,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.lock.Close()
-	if err := d.openImages(); err != nil {
+	imageOpts, err := d.imageOptions()
+	if err != nil {
 		return err
 	}
-	defer d.images.Close()
+	eng, err := engine.Open(ctx, engine.Options{Root: cfg.Root, Binary: cfg.Binary, Images: imageOpts, Log: cfg.Log})
+	if err != nil {
+		return err
+	}
+	d.engine = eng
+	defer eng.Close()
 
 	ln, err := listen(cfg.Socket)
 	if err != nil {
@@ -136,6 +147,7 @@ func (d *Daemon) routes() http.Handler {
 		api.WriteJSON(w, http.StatusOK, d.versionInfo())
 	})
 	d.imageRoutes(mux)
+	d.projectRoutes(mux)
 	return mux
 }
 

@@ -22,31 +22,26 @@ type daemonFile struct {
 	MaxConcurrentDownloads int `json:"max-concurrent-downloads"`
 }
 
-// openImages opens the image store of the daemon's root.
-func (d *Daemon) openImages() error {
+// imageOptions reads the image store's settings from ROOT/daemon.json.
+func (d *Daemon) imageOptions() (image.Options, error) {
 	var settings daemonFile
 	b, err := os.ReadFile(filepath.Join(d.cfg.Root, "daemon.json"))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return fmt.Errorf("daemon settings: %w", err)
+		return image.Options{}, fmt.Errorf("daemon settings: %w", err)
 	default:
 		if err := json.Unmarshal(b, &settings); err != nil {
-			return fmt.Errorf("daemon settings %s: %w", filepath.Join(d.cfg.Root, "daemon.json"), err)
+			return image.Options{}, fmt.Errorf("daemon settings %s: %w", filepath.Join(d.cfg.Root, "daemon.json"), err)
 		}
 	}
-	store, err := image.Open(d.cfg.Root, image.Options{
+	return image.Options{
 		InsecureRegistries:     settings.InsecureRegistries,
 		MaxConcurrentDownloads: settings.MaxConcurrentDownloads,
-	})
-	if err != nil {
-		return err
-	}
-	d.images = store
-	return nil
+	}, nil
 }
 
 // imageRoutes serves the image endpoints.
 func (d *Daemon) imageRoutes(mux *http.ServeMux) {
-	api.RegisterImageRoutes(mux, d.images)
+	api.RegisterImageRoutes(mux, d.engine.Images)
 }

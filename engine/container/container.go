@@ -139,8 +139,10 @@ type Port struct {
 
 // PortBinding publishes a container port on the host.
 type PortBinding struct {
-	HostIP        string `json:"HostIp,omitempty"`
-	HostPort      uint16 `json:"HostPort,omitempty"` // 0: any free port
+	HostIP   string `json:"HostIp,omitempty"`
+	HostPort uint16 `json:"HostPort,omitempty"` // 0: any free port
+	// HostPortEnd > HostPort: the first free port of the range.
+	HostPortEnd   uint16 `json:"HostPortEnd,omitempty"`
 	ContainerPort uint16 `json:"ContainerPort"`
 	Protocol      string `json:"Protocol"`
 }

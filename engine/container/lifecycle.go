@@ -1,0 +1,569 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/engine/container/logs"
+	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/engine/volume"
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+const defaultStopTimeout = 10 * time.Second
+
+func readJSON(path string, v any) error { return atomicfile.ReadJSON(path, v) }
+
+// Create makes a container from cfg: its record, its image lease and its
+// anonymous volumes. It does not start it.
+func (m *Manager) Create(ctx context.Context, cfg Config) (Container, error) {
+	id := newID()
+	if cfg.Name == "" {
+		cfg.Name = "berth_" + id[:12]
+	}
+	cfg.Name = strings.TrimPrefix(cfg.Name, "/")
+	if !validName.MatchString(cfg.Name) {
+		return Container{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", cfg.Name))
+	}
+	if err := validate(cfg); err != nil {
+		return Container{}, err
+	}
+	m.mu.Lock()
+	if other, ok := m.names[cfg.Name]; ok {
+		m.mu.Unlock()
+		return Container{}, errdefs.ErrConflict.WithMessage(errNameInUse(cfg.Name, other).Error())
+	}
+	m.names[cfg.Name] = id // reserved; released if create fails
+	m.mu.Unlock()
+
+	c, err := m.create(ctx, id, cfg)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.names, cfg.Name)
+		m.mu.Unlock()
+		return Container{}, fmt.Errorf("create container %s: %w", cfg.Name, err)
+	}
+	e := &entry{c: c, exited: make(chan struct{})}
+	close(e.exited)
+	m.mu.Lock()
+	m.containers[id] = e
+	m.mu.Unlock()
+	m.emit(c, "create", nil)
+	return *c, nil
+}
+
+func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Container, err error) {
+	dir := m.dir(id)
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = m.images.Release(context.Background(), id)
+			os.RemoveAll(dir)
+		}
+	}()
+	img, err := m.images.Lease(ctx, id, cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Healthcheck == nil || len(cfg.Healthcheck.Test) == 0 {
+		cfg.Healthcheck = imageHealthcheck(img.Config.Config.Healthcheck, cfg.Healthcheck)
+	}
+	path, args := command(cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
+	if path == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("no command specified: the image has no entrypoint or command, and none was given")
+	}
+	c = &Container{
+		ID: id, Name: cfg.Name, Created: time.Now().UTC(), Config: cfg, ImageID: img.ID,
+		Path: path, Args: args, State: State{Status: Created},
+		LogPath: filepath.Join(dir, "container.log"),
+	}
+	// Anonymous volumes: mounts without a source and the image's VOLUMEs
+	// that no mount covers.
+	targets := map[string]bool{}
+	for _, mt := range cfg.Mounts {
+		targets[filepath.Clean(mt.Target)] = true
+	}
+	var anon []string
+	for _, mt := range cfg.Mounts {
+		if mt.Type != MountVolume {
+			continue
+		}
+		if mt.Source == "" {
+			anon = append(anon, filepath.Clean(mt.Target))
+			continue
+		}
+		// An anonymous volume handed over from a replaced container stays
+		// anonymous: rm -v and down -v remove it with this one.
+		if v, err := m.volumes.Get(mt.Source); err == nil && v.Anonymous {
+			if c.AnonymousVolumes == nil {
+				c.AnonymousVolumes = map[string]string{}
+			}
+			c.AnonymousVolumes[filepath.Clean(mt.Target)] = v.Name
+		}
+	}
+	for target := range img.Config.Config.Volumes {
+		if !targets[filepath.Clean(target)] {
+			anon = append(anon, filepath.Clean(target))
+		}
+	}
+	for _, target := range anon {
+		v, err := m.volumes.Create(volume.CreateOptions{Anonymous: true, Labels: map[string]string{"dev.berth.container": id}})
+		if err != nil {
+			m.removeAnonymousVolumes(c)
+			return nil, err
+		}
+		if c.AnonymousVolumes == nil {
+			c.AnonymousVolumes = map[string]string{}
+		}
+		c.AnonymousVolumes[target] = v.Name
+	}
+	if err := m.save(c); err != nil {
+		m.removeAnonymousVolumes(c)
+		return nil, err
+	}
+	return c, nil
+}
+
+// imageHealthcheck is the image's HEALTHCHECK, with the timings of over
+// (a Compose healthcheck without a test) where set.
+func imageHealthcheck(h *v1.HealthConfig, over *Healthcheck) *Healthcheck {
+	if h == nil || len(h.Test) == 0 {
+		return over
+	}
+	hc := &Healthcheck{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	if over != nil {
+		if over.Interval > 0 {
+			hc.Interval = over.Interval
+		}
+		if over.Timeout > 0 {
+			hc.Timeout = over.Timeout
+		}
+		if over.StartPeriod > 0 {
+			hc.StartPeriod = over.StartPeriod
+		}
+		if over.StartInterval > 0 {
+			hc.StartInterval = over.StartInterval
+		}
+		if over.Retries > 0 {
+			hc.Retries = over.Retries
+		}
+	}
+	return hc
+}
+
+// command works out the process from the config and the image, as docker
+// does: an entrypoint given in the config drops the image's command.
+func command(cfg Config, imageEntrypoint, imageCmd []string) (string, []string) {
+	entrypoint, cmd := imageEntrypoint, imageCmd
+	if cfg.Entrypoint != nil {
+		entrypoint, cmd = cfg.Entrypoint, nil
+	}
+	if cfg.Cmd != nil {
+		cmd = cfg.Cmd
+	}
+	all := append(append([]string{}, entrypoint...), cmd...)
+	if len(all) == 0 {
+		return "", nil
+	}
+	return all[0], all[1:]
+}
+
+func validate(cfg Config) error {
+	switch cfg.RestartPolicy.Name {
+	case "", "no", "always", "unless-stopped", "on-failure":
+	default:
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid restart policy %q", cfg.RestartPolicy.Name))
+	}
+	if t := cfg.Log.Type; t != "" && t != "json-file" && t != "local" {
+		return errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("logging driver %q is not supported (json-file only)", t))
+	}
+	if _, err := logs.ParseOptions(cfg.Log.Config); err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	for _, mt := range cfg.Mounts {
+		if !filepath.IsAbs(mt.Target) {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount target %q is not an absolute path", mt.Target))
+		}
+	}
+	return nil
+}
+
+func (m *Manager) removeAnonymousVolumes(c *Container) {
+	for _, name := range c.AnonymousVolumes {
+		_ = m.volumes.Remove(name, nil, true)
+	}
+}
+
+// Start runs a created or exited container.
+func (m *Manager) Start(ctx context.Context, ref string) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if e.c.State.Status == Running || e.c.State.Status == Paused {
+		return nil // docker start of a running container is a no-op
+	}
+	if e.restartTimer != nil {
+		e.restartTimer.Stop()
+		e.restartTimer = nil
+	}
+	e.c.State.StoppedByUser = false
+	return m.start(ctx, e)
+}
+
+// start brings e's container up; e.op is held. On failure everything it
+// made is undone and the container is left exited with the error.
+func (m *Manager) start(ctx context.Context, e *entry) (err error) {
+	c := e.c
+	if err := CanBecome(c.State.Status, Running); err != nil {
+		return err
+	}
+	var undo []func()
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		c.State.Status, c.State.Error, c.State.ExitCode = Exited, err.Error(), 128
+		if c.State.FinishedAt.IsZero() || c.State.FinishedAt.Before(c.State.StartedAt) {
+			c.State.FinishedAt = time.Now().UTC()
+		}
+		_ = m.save(c)
+		err = fmt.Errorf("start container %s: %w", c.Name, err)
+	}()
+
+	lower, err := m.images.Snapshots(ctx, c.ImageID)
+	if err != nil {
+		return err
+	}
+	if err := m.mountRootfs(c.ID, lower); err != nil {
+		return err
+	}
+	undo = append(undo, func() { _ = m.unmountRootfs(c.ID) })
+
+	mounts, err := m.prepareMounts(c)
+	if err != nil {
+		return err
+	}
+	netns, err := m.setupNetwork(ctx, c)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() { m.teardownNetwork(c) })
+	if err := m.writeEtcFiles(c); err != nil {
+		return err
+	}
+	img, err := m.images.Resolve(ctx, c.ImageID)
+	if err != nil {
+		return err
+	}
+	spec, err := m.buildSpec(c, img.Config, mounts, netns)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600); err != nil {
+		return err
+	}
+	logOpts, _ := logs.ParseOptions(c.Config.Log.Config)
+	pid, err := m.monitor.Create(ctx, monitor.Request{
+		ID: c.ID, Bundle: m.bundleDir(c.ID), ExitFile: m.exitPath(c.ID),
+		Log:   monitor.LogOptions{Path: c.LogPath, MaxSize: logOpts.MaxSize, MaxFiles: logOpts.MaxFiles},
+		Stdin: c.Config.OpenStdin, Terminal: c.Config.Tty,
+	})
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() { _ = m.rt.Delete(context.Background(), c.ID, runtime.DeleteOptions{Force: true}) })
+	// The monitor reports this run's exit from now on; record the pid
+	// first so that a crash now still finds the run on restore.
+	c.State = State{Status: Running, Pid: pid, StartedAt: time.Now().UTC(), Health: initialHealth(c)}
+	e.exited = make(chan struct{})
+	if err := m.save(c); err != nil {
+		return err
+	}
+	if err := m.monitor.Start(ctx, c.ID); err != nil {
+		_ = m.rt.Kill(context.Background(), c.ID, syscall.SIGKILL, true)
+		return err
+	}
+	m.emit(c, "start", nil)
+	m.startHealth(e)
+	return nil
+}
+
+// Stop sends the stop signal, then SIGKILL after timeout (nil: the
+// container's stop_grace_period, else 10s), and waits for the exit.
+func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	if e.restartTimer != nil {
+		e.restartTimer.Stop()
+		e.restartTimer = nil
+		if e.c.State.Status == Restarting {
+			e.c.State.Status = Exited
+			_ = m.save(e.c)
+		}
+	}
+	if e.c.State.Status != Running && e.c.State.Status != Paused {
+		e.op.Unlock()
+		return nil
+	}
+	e.c.State.StoppedByUser = true
+	_ = m.save(e.c)
+	c := e.c
+	grace := defaultStopTimeout
+	if c.Config.StopTimeout != nil {
+		grace = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		grace = *timeout
+	}
+	sig := syscall.SIGTERM
+	if c.Config.StopSignal != "" {
+		if s, err := ParseSignal(c.Config.StopSignal); err == nil {
+			sig = s
+		}
+	}
+	if c.State.Status == Paused {
+		_ = m.rt.Resume(ctx, c.ID) // a frozen process cannot handle its signal
+	}
+	exited := e.exited
+	if grace > 0 {
+		if err := m.rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
+			m.log.Warn("stop signal", "container", c.Name, "err", err)
+		}
+	}
+	e.op.Unlock()
+	m.emit(c, "kill", nil)
+
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(grace):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	e.op.Lock()
+	_ = m.rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+	e.op.Unlock()
+	select {
+	case <-exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("stop container %s: no exit 30s after SIGKILL", c.Name)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Kill sends sig to the container's first process.
+func (m *Manager) Kill(ctx context.Context, ref string, sig syscall.Signal) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if e.c.State.Status != Running && e.c.State.Status != Paused {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("container %s is not running", e.c.Name))
+	}
+	e.c.State.StoppedByUser = true
+	_ = m.save(e.c)
+	if err := m.rt.Kill(ctx, e.c.ID, sig, sig == syscall.SIGKILL); err != nil {
+		return fmt.Errorf("kill container %s: %w", e.c.Name, err)
+	}
+	m.emit(e.c, "kill", nil)
+	return nil
+}
+
+// Pause freezes the container's processes.
+func (m *Manager) Pause(ctx context.Context, ref string) error {
+	return m.freeze(ctx, ref, true)
+}
+
+// Unpause thaws them.
+func (m *Manager) Unpause(ctx context.Context, ref string) error {
+	return m.freeze(ctx, ref, false)
+}
+
+func (m *Manager) freeze(ctx context.Context, ref string, pause bool) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	to, action := Paused, "pause"
+	if !pause {
+		to, action = Running, "unpause"
+	}
+	if err := CanBecome(e.c.State.Status, to); err != nil {
+		return fmt.Errorf("%s container %s: %w", action, e.c.Name, err)
+	}
+	if pause {
+		err = m.rt.Pause(ctx, e.c.ID)
+	} else {
+		err = m.rt.Resume(ctx, e.c.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("%s container %s: %w", action, e.c.Name, err)
+	}
+	e.c.State.Status = to
+	_ = m.save(e.c)
+	m.emit(e.c, action, nil)
+	return nil
+}
+
+// RemoveOptions modify Remove.
+type RemoveOptions struct {
+	Force   bool // kill a running container first
+	Volumes bool // remove its anonymous volumes too
+}
+
+// Remove deletes a container that does not run (or, with Force, any).
+func (m *Manager) Remove(ctx context.Context, ref string, opts RemoveOptions) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	status := e.c.State.Status
+	e.op.Unlock()
+	if status == Running || status == Paused {
+		if !opts.Force {
+			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %s: container is %s: stop the container before removing or force remove", e.c.Name, status))
+		}
+		zero := time.Duration(0)
+		if err := m.Stop(ctx, e.c.ID, &zero); err != nil {
+			return err
+		}
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	if e.restartTimer != nil {
+		e.restartTimer.Stop()
+		e.restartTimer = nil
+	}
+	c := e.c
+	if c.State.Status == Running || c.State.Status == Paused {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %s: it started again", c.Name))
+	}
+	c.State.Status = Removing
+	_ = m.save(c)
+	var errs []error
+	if err := m.rt.Delete(ctx, c.ID, runtime.DeleteOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	m.teardownNetwork(c)
+	if err := m.unmountRootfs(c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(m.dir(c.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.images.Release(ctx, c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	if opts.Volumes {
+		m.removeAnonymousVolumes(c)
+	}
+	if err := errors.Join(errs...); err != nil {
+		c.State.Status = Dead
+		_ = m.save(c)
+		return fmt.Errorf("remove container %s: %w", c.Name, err)
+	}
+	m.mu.Lock()
+	delete(m.containers, c.ID)
+	if m.names[c.Name] == c.ID {
+		delete(m.names, c.Name)
+	}
+	m.mu.Unlock()
+	m.emit(c, "destroy", nil)
+	return nil
+}
+
+// Rename gives a container a new name.
+func (m *Manager) Rename(ref, name string) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	if !validName.MatchString(name) {
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid container name %q", name))
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	if other, ok := m.names[name]; ok && other != e.c.ID {
+		m.mu.Unlock()
+		return errdefs.ErrConflict.WithMessage(errNameInUse(name, other).Error())
+	}
+	delete(m.names, e.c.Name)
+	m.names[name] = e.c.ID
+	m.mu.Unlock()
+	e.c.Name, e.c.Config.Name = name, name
+	return m.save(e.c)
+}
+
+// Wait blocks until the container is not running and returns its exit code.
+func (m *Manager) Wait(ctx context.Context, ref string) (int, error) {
+	for {
+		e, err := m.lookup(ref)
+		if err != nil {
+			return 0, err
+		}
+		e.op.Lock()
+		exited, status, code := e.exited, e.c.State.Status, e.c.State.ExitCode
+		e.op.Unlock()
+		if status != Running && status != Paused && status != Restarting {
+			return code, nil
+		}
+		select {
+		case <-exited:
+			e.op.Lock()
+			status, code = e.c.State.Status, e.c.State.ExitCode
+			e.op.Unlock()
+			if status != Restarting && status != Running {
+				return code, nil
+			}
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// Logs calls fn with the container's log entries that opts select; with
+// Follow it keeps going until the container stops or ctx ends.
+func (m *Manager) Logs(ctx context.Context, ref string, opts logs.ReadOptions, fn func(logs.Entry) error) error {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return err
+	}
+	e.op.Lock()
+	path, done := e.c.LogPath, e.exited
+	e.op.Unlock()
+	return logs.Read(ctx, path, opts, done, fn)
+}

@@ -1,0 +1,350 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/network"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/engine/volume"
+)
+
+// Runtime is what the manager asks of engine/runtime in the daemon's
+// process; creating and starting happen in the monitor.
+type Runtime interface {
+	State(ctx context.Context, id string) (runtime.State, error)
+	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
+	Delete(ctx context.Context, id string, opts runtime.DeleteOptions) error
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+}
+
+// Options are the parts a Manager drives.
+type Options struct {
+	Root     string // the state root: records in ROOT/containers
+	Images   *image.Store
+	Volumes  *volume.Store
+	Networks *network.Manager
+	Runtime  Runtime
+	// Binary is the berth executable that runs the monitor.
+	Binary string
+	Log    *slog.Logger
+}
+
+// Event is something that happened to a container, for `events`, for the
+// DNS records and for reconcilers.
+type Event struct {
+	Time     time.Time         `json:"time"`
+	Action   string            `json:"action"` // create, start, die, stop, kill, pause, unpause, destroy, health_status
+	ID       string            `json:"id"`
+	Name     string            `json:"name"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	ExitCode int               `json:"exitCode,omitempty"`
+	Health   string            `json:"health,omitempty"`
+}
+
+// Manager keeps the containers of one state root.
+type Manager struct {
+	root     string
+	images   *image.Store
+	volumes  *volume.Store
+	networks *network.Manager
+	rt       Runtime
+	monitor  *monitor.Client
+	log      *slog.Logger
+
+	ctx    context.Context // ends at Close: restarts and healthchecks stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex // guards containers, names, subs
+	containers map[string]*entry
+	names      map[string]string // name -> id
+	subs       map[chan Event]struct{}
+}
+
+// entry is one container in memory: its record and the lock that orders
+// operations on it.
+type entry struct {
+	op sync.Mutex // held by create/start/stop/remove/exit handling
+	c  *Container
+	// exited closes when the current run's exit has been handled; a new
+	// run replaces it.
+	exited chan struct{}
+	// health stops the current run's healthchecks.
+	health context.CancelFunc
+	// restartTimer is the pending restart of the restart policy.
+	restartTimer *time.Timer
+}
+
+// Open loads the records of root, starts (or finds) the monitor, and
+// catches up with what happened while no daemon ran: containers still
+// running keep running, those that exited get their exit handled (and
+// their restart policy applied), half-created ones are removed.
+func Open(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Root, "containers"), 0o711); err != nil {
+		return nil, fmt.Errorf("containers: %w", err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		root: opts.Root, images: opts.Images, volumes: opts.Volumes, networks: opts.Networks, rt: opts.Runtime,
+		log: opts.Log, ctx: mctx, cancel: cancel,
+		containers: map[string]*entry{}, names: map[string]string{}, subs: map[chan Event]struct{}{},
+	}
+	mon, err := monitor.Ensure(ctx, opts.Root, opts.Binary)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	m.monitor = mon
+	// Subscribe before reading exit files: an exit after this point comes
+	// through the subscription, one before it is in its file.
+	exits, err := mon.Subscribe(mctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if err := m.restore(ctx); err != nil {
+		cancel()
+		return nil, err
+	}
+	m.wg.Add(1)
+	go m.watchExits(exits)
+	return m, nil
+}
+
+// Close stops the manager's background work; containers keep running.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.mu.Lock()
+	for _, e := range m.containers {
+		if e.restartTimer != nil {
+			e.restartTimer.Stop()
+		}
+		if e.health != nil {
+			e.health()
+		}
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
+
+// ShutdownMonitor ends the monitor if no container runs, so that a test or
+// an uninstall leaves no process behind.
+func (m *Manager) ShutdownMonitor(ctx context.Context) error {
+	return m.monitor.Shutdown(ctx, true)
+}
+
+func (m *Manager) restore(ctx context.Context) error {
+	records, broken, err := m.loadRecords()
+	if err != nil {
+		return err
+	}
+	for _, id := range broken {
+		m.log.Warn("removing a container that a crash left half-created", "id", id)
+		_ = m.unmountRootfs(id)
+		_ = m.rt.Delete(ctx, id, runtime.DeleteOptions{Force: true})
+		if m.networks != nil {
+			_ = m.networks.DeleteSandbox(id)
+		}
+		_ = os.RemoveAll(m.dir(id))
+	}
+	running, err := m.monitor.List(ctx)
+	if err != nil {
+		return err
+	}
+	alive := map[string]int{}
+	for _, c := range running {
+		alive[c.ID] = c.Pid
+	}
+	for _, c := range records {
+		e := &entry{c: c, exited: make(chan struct{})}
+		m.containers[c.ID] = e
+		m.names[c.Name] = c.ID
+		switch c.State.Status {
+		case Running, Paused:
+			if pid, ok := alive[c.ID]; ok && pid == c.State.Pid {
+				m.startHealth(e)
+				continue // still running under the monitor
+			}
+			// It ended while no daemon watched: its exit file says how.
+			m.handleExit(e, m.readExit(c))
+		case Restarting:
+			close(e.exited)
+			m.scheduleRestart(e, 0)
+		default:
+			close(e.exited)
+		}
+	}
+	return nil
+}
+
+// readExit returns the recorded exit of c's current run, or a lost one
+// when the monitor recorded none (it was killed while c ran).
+func (m *Manager) readExit(c *Container) monitor.Exit {
+	var ex monitor.Exit
+	if err := readJSON(m.exitPath(c.ID), &ex); err == nil && ex.Pid == c.State.Pid {
+		return ex
+	}
+	return monitor.Exit{ID: c.ID, Pid: c.State.Pid, Status: 255, Lost: true, ExitedAt: time.Now().UTC()}
+}
+
+// watchExits handles each exit the monitor reports.
+func (m *Manager) watchExits(exits <-chan monitor.Exit) {
+	defer m.wg.Done()
+	for {
+		select {
+		case ex, ok := <-exits:
+			if !ok {
+				if m.ctx.Err() == nil {
+					m.log.Error("lost the monitor's exit stream")
+				}
+				return
+			}
+			m.mu.Lock()
+			e := m.containers[ex.ID]
+			m.mu.Unlock()
+			if e == nil {
+				continue
+			}
+			e.op.Lock()
+			if (e.c.State.Status == Running || e.c.State.Status == Paused) && e.c.State.Pid == ex.Pid {
+				m.handleExit(e, ex)
+			}
+			e.op.Unlock()
+		case <-m.ctx.Done():
+			return
+		}
+	}
+}
+
+// Subscribe returns the events from now on until ctx ends.
+func (m *Manager) Subscribe(ctx context.Context) <-chan Event {
+	ch := make(chan Event, 256)
+	m.mu.Lock()
+	m.subs[ch] = struct{}{}
+	m.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		m.mu.Lock()
+		delete(m.subs, ch)
+		m.mu.Unlock()
+		close(ch)
+	}()
+	return ch
+}
+
+func (m *Manager) emit(c *Container, action string, mod func(*Event)) {
+	ev := Event{Time: time.Now().UTC(), Action: action, ID: c.ID, Name: c.Name, Labels: c.Config.Labels}
+	if mod != nil {
+		mod(&ev)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for ch := range m.subs {
+		select {
+		case ch <- ev:
+		default:
+			m.log.Warn("dropping an event for a slow subscriber", "action", action, "container", c.Name)
+		}
+	}
+}
+
+// lookup finds a container by id, unique id prefix or name.
+func (m *Manager) lookup(ref string) (*entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ref = strings.TrimPrefix(ref, "/")
+	if e, ok := m.containers[ref]; ok {
+		return e, nil
+	}
+	if id, ok := m.names[ref]; ok {
+		return m.containers[id], nil
+	}
+	var found *entry
+	if len(ref) >= 3 {
+		for id, e := range m.containers {
+			if strings.HasPrefix(id, ref) {
+				if found != nil {
+					return nil, errdefs.ErrInvalidArgument.WithMessage("ambiguous container id prefix: " + ref)
+				}
+				found = e
+			}
+		}
+	}
+	if found == nil {
+		return nil, errdefs.ErrNotFound.WithMessage("no such container: " + ref)
+	}
+	return found, nil
+}
+
+// Get returns a copy of a container's record.
+func (m *Manager) Get(ref string) (Container, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return Container{}, err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	return *e.c, nil
+}
+
+// ListOptions filter List.
+type ListOptions struct {
+	All    bool              // also containers that do not run
+	Labels map[string]string // all must match; an empty value matches any
+}
+
+// List returns copies of the records that opts select, by name.
+func (m *Manager) List(opts ListOptions) []Container {
+	m.mu.Lock()
+	entries := make([]*entry, 0, len(m.containers))
+	for _, e := range m.containers {
+		entries = append(entries, e)
+	}
+	m.mu.Unlock()
+	var out []Container
+	for _, e := range entries {
+		e.op.Lock()
+		c := *e.c
+		e.op.Unlock()
+		if !opts.All && c.State.Status != Running && c.State.Status != Paused && c.State.Status != Restarting {
+			continue
+		}
+		if !matchLabels(c.Config.Labels, opts.Labels) {
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func matchLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		got, ok := have[k]
+		if !ok || (v != "" && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+var errStopped = errors.New("container is not running")

@@ -1,0 +1,154 @@
+package container
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
+)
+
+// Container is a container's record, as `berth container inspect` shows it.
+type Container struct {
+	ID      string    `json:"Id"`
+	Name    string    `json:"Name"`
+	Created time.Time `json:"Created"`
+	Config  Config    `json:"Config"`
+	// ImageID is the image the container was made from.
+	ImageID string `json:"Image"`
+	// Path and Args are the process the container runs: the image's
+	// entrypoint and command overridden by the config's.
+	Path  string   `json:"Path"`
+	Args  []string `json:"Args"`
+	State State    `json:"State"`
+	// Volumes are the volumes created for this container's anonymous
+	// mounts, by target: removed with the container when asked (rm -v).
+	AnonymousVolumes map[string]string `json:"AnonymousVolumes,omitempty"`
+	// Network is the container's network settings while it runs.
+	Network NetworkSettings `json:"NetworkSettings"`
+	// RestartCount is how often the restart policy started it again.
+	RestartCount int    `json:"RestartCount"`
+	LogPath      string `json:"LogPath"`
+}
+
+// State is the part of a record that changes as the container runs.
+type State struct {
+	Status     Status    `json:"Status"`
+	Pid        int       `json:"Pid"`
+	ExitCode   int       `json:"ExitCode"`
+	OOMKilled  bool      `json:"OOMKilled"`
+	Error      string    `json:"Error,omitempty"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+	Health     *Health   `json:"Health,omitempty"`
+	// StoppedByUser is set by stop and kill so that the restart policy
+	// (unless-stopped, on-failure) leaves the container alone.
+	StoppedByUser bool `json:"StoppedByUser,omitempty"`
+}
+
+// Health is the container's healthcheck state.
+type Health struct {
+	Status        string        `json:"Status"` // starting, healthy, unhealthy
+	FailingStreak int           `json:"FailingStreak"`
+	Log           []HealthProbe `json:"Log,omitempty"`
+}
+
+// HealthProbe is the result of one healthcheck run.
+type HealthProbe struct {
+	Start    time.Time `json:"Start"`
+	End      time.Time `json:"End"`
+	ExitCode int       `json:"ExitCode"`
+	Output   string    `json:"Output"`
+}
+
+// NetworkSettings are the container's addresses while it runs.
+type NetworkSettings struct {
+	SandboxPath string              `json:"SandboxKey,omitempty"`
+	Networks    map[string]Endpoint `json:"Networks,omitempty"`
+	// Order is the networks in the order joined: the first one's gateway
+	// is the container's nameserver.
+	Order []string      `json:"NetworkOrder,omitempty"`
+	Ports []PortBinding `json:"Ports,omitempty"` // as bound: HostPort filled in
+	// Upstreams are the resolvers (Compose dns:) that berth's DNS forwards
+	// this container's other queries to; none means the host's.
+	Upstreams []netip.AddrPort `json:"Upstreams,omitempty"`
+}
+
+// Endpoint is the container on one network.
+type Endpoint struct {
+	NetworkID   string   `json:"NetworkID,omitempty"`
+	IPAddress   string   `json:"IPAddress"`
+	PrefixLen   int      `json:"IPPrefixLen"`
+	Gateway     string   `json:"Gateway"`
+	MacAddress  string   `json:"MacAddress"`
+	Aliases     []string `json:"Aliases,omitempty"`
+	DNSNames    []string `json:"DNSNames,omitempty"`
+	Interface   string   `json:"Interface,omitempty"`
+	EndpointKey string   `json:"EndpointID,omitempty"`
+}
+
+// newID returns a random 64-hex-digit container id.
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// validName is docker's rule for container names.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// dir is where a container's files live.
+func (m *Manager) dir(id string) string { return filepath.Join(m.root, "containers", id) }
+
+func (m *Manager) recordPath(id string) string { return filepath.Join(m.dir(id), "container.json") }
+
+func (m *Manager) exitPath(id string) string { return filepath.Join(m.dir(id), "exit.json") }
+
+func (m *Manager) bundleDir(id string) string { return filepath.Join(m.dir(id), "bundle") }
+
+func (m *Manager) rootfsDir(id string) string { return filepath.Join(m.dir(id), "bundle", "rootfs") }
+
+// save writes a record atomically.
+func (m *Manager) save(c *Container) error {
+	return atomicfile.WriteJSON(m.recordPath(c.ID), c, 0o600)
+}
+
+// loadRecords reads every record under ROOT/containers. Directories
+// without a record are the remains of a create that crashed; they are
+// returned as broken for the caller to clean up.
+func (m *Manager) loadRecords() (records []*Container, broken []string, err error) {
+	entries, err := os.ReadDir(filepath.Join(m.root, "containers"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		var c Container
+		if err := atomicfile.ReadJSON(m.recordPath(e.Name()), &c); err != nil {
+			broken = append(broken, e.Name())
+			continue
+		}
+		if c.ID != e.Name() {
+			broken = append(broken, e.Name())
+			continue
+		}
+		records = append(records, &c)
+	}
+	return records, broken, nil
+}
+
+// errNameInUse is the message docker gives, so scripts that match it work.
+func errNameInUse(name, id string) error {
+	return fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", name, id)
+}

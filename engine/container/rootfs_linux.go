@@ -1,0 +1,54 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountRootfs stacks the image's snapshots (topmost first) under the
+// container's upper dir with overlayfs at the bundle's rootfs.
+func (m *Manager) mountRootfs(id string, lower []string) error {
+	fs := filepath.Join(m.dir(id), "fs")
+	upper, work, target := filepath.Join(fs, "upper"), filepath.Join(fs, "work"), m.rootfsDir(id)
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("rootfs: %w", err)
+		}
+	}
+	if len(lower) == 0 {
+		// overlayfs needs a lower layer; an image without layers gets an empty one.
+		empty := filepath.Join(fs, "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return fmt.Errorf("rootfs: %w", err)
+		}
+		lower = []string{empty}
+	}
+	opts := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if len(opts) >= unix.Getpagesize() {
+		return fmt.Errorf("rootfs: %d layers make overlay options longer than a page; flatten the image", len(lower))
+	}
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount rootfs of %s: %w", id, err)
+	}
+	return nil
+}
+
+// unmountRootfs undoes mountRootfs; it is a no-op when nothing is mounted.
+func (m *Manager) unmountRootfs(id string) error {
+	target := m.rootfsDir(id)
+	for {
+		err := unix.Unmount(target, unix.MNT_DETACH)
+		if err == nil {
+			continue // stacked mounts: take them all
+		}
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("unmount rootfs of %s: %w", id, err)
+	}
+}

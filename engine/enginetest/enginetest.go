@@ -1,0 +1,112 @@
+// Package enginetest opens real engines for tests: a fresh state root, a
+// busybox image in its store, and a test binary that doubles as berth's
+// re-executed entry points (monitor, container setup).
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/image/imagetest"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// Main runs a test binary's tests, unless the binary was re-executed as one
+// of berth's entry points, which it then plays. Call it from TestMain.
+func Main(m *testing.M) {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case runtime.InitEntry:
+			runtime.Init()
+			return
+		case monitor.Entry:
+			container.MonitorMain("test")
+			return
+		}
+	}
+	code := m.Run()
+	imagetest.Cleanup()
+	os.Exit(code)
+}
+
+// Open opens an engine on a fresh state root (with the leak check of
+// testutil.StateRoot), closes it at the end of the test, and stops its
+// monitor once no container runs.
+func Open(t *testing.T) *engine.Engine {
+	t.Helper()
+	testutil.RequireRoot(t)
+	root := testutil.StateRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := engine.Open(ctx, engine.Options{Root: root, Binary: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// Whatever the test left, take it away so the leak check judges
+		// what removal leaves, not what the test forgot.
+		for _, c := range e.Containers.List(container.ListOptions{All: true}) {
+			if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{Force: true, Volumes: true}); err != nil {
+				t.Errorf("cleanup: remove %s: %v", c.Name, err)
+			}
+		}
+		for _, n := range e.Networks.List(nil) {
+			if err := e.Networks.Remove(n.ID); err != nil {
+				t.Errorf("cleanup: remove network %s: %v", n.Name, err)
+			}
+		}
+		if err := e.Containers.ShutdownMonitor(ctx); err != nil {
+			t.Errorf("cleanup: monitor: %v", err)
+		}
+		if err := e.Close(); err != nil {
+			t.Errorf("cleanup: close engine: %v", err)
+		}
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if leaks := testutil.Leaks(root); len(leaks) > 0 {
+				return &leakError{leaks}
+			}
+			return nil
+		})
+	})
+	return e
+}
+
+type leakError struct{ leaks []string }
+
+func (e *leakError) Error() string { return "still there: " + joinLines(e.leaks) }
+
+func joinLines(l []string) string {
+	var b bytes.Buffer
+	for _, s := range l {
+		b.WriteString("\n  " + s)
+	}
+	return b.String()
+}
+
+// Busybox imports a busybox-static root filesystem as the image ref (with
+// cmd sh) and returns its ID.
+func Busybox(t *testing.T, e *engine.Engine, ref string) string {
+	t.Helper()
+	layer, _ := imagetest.BusyboxLayer(t)
+	img, err := e.Images.Import(context.Background(), bytes.NewReader(layer), image.ImportOptions{
+		Reference: ref,
+		Config:    v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img.ID
+}
