@@ -232,3 +232,46 @@ func TestLoadReadsNothingOfTheProcess(t *testing.T) {
 		t.Errorf("project %s in %s", p.Name, p.WorkingDir)
 	}
 }
+
+// TestProjectNameFromDirectory: without -p, COMPOSE_PROJECT_NAME or name:,
+// the project is named after its directory, normalised as docker compose
+// does (lower case, only a-z0-9_-, no leading _ or -).
+func TestProjectNameFromDirectory(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "-My_App.v2")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte("services:\n  web:\n    image: busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(context.Background(), Options{WorkDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "my_appv2" || p.ContainerName("web", 1) != "my_appv2-web-1" || p.Networks["default"].Name != "my_appv2_default" {
+		t.Errorf("project %q, container %q, network %q", p.Name, p.ContainerName("web", 1), p.Networks["default"].Name)
+	}
+}
+
+// TestLoadWarnsOfSeveralComposeFiles: as docker compose, berth takes
+// compose.yaml over docker-compose.yml and says so.
+func TestLoadWarnsOfSeveralComposeFiles(t *testing.T) {
+	t.Parallel()
+	dir := writeProject(t, map[string]string{
+		"compose.yaml":         "services:\n  new:\n    image: busybox\n",
+		"docker-compose.yml":   "services:\n  old:\n    image: busybox\n",
+		"compose.override.yml": "services:\n  new:\n    command: [\"true\"]\n",
+	})
+	var warnings []string
+	p, err := Load(context.Background(), Options{WorkDir: dir, Warn: func(s string) { warnings = append(warnings, s) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.ServiceNames(); !slices.Equal(got, []string{"new"}) || len(p.ComposeFiles) != 2 {
+		t.Errorf("services %v from %v", got, p.ComposeFiles)
+	}
+	if len(warnings) != 2 || !strings.Contains(warnings[0], "docker-compose.yml") {
+		t.Errorf("warnings %q", warnings)
+	}
+}
