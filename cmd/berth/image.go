@@ -1,29 +1,667 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 
-const imageStore = "the image store"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/engine/api"
+	"github.com/berth-dev/berth/engine/image"
+)
 
 func newImageCommand(opts *globalOptions) *cobra.Command {
 	return group("image", "Manage images",
-		stub("import TARBALL NAME", "Import a root filesystem tarball as an image", imageStore),
-		stub("load", "Load an image from a docker-archive or OCI-layout tarball", imageStore),
-		stub("save IMAGE...", "Save images to a tarball", imageStore),
-		stub("pull NAME", "Pull an image from a registry", imageStore),
-		stub("push NAME", "Push an image to a registry", imageStore),
-		stub("ls", "List images", imageStore),
-		stub("inspect IMAGE...", "Show details of images", imageStore),
-		stub("history IMAGE", "Show the history of an image", imageStore),
-		stub("rm IMAGE...", "Remove images", imageStore),
-		stub("tag SOURCE TARGET", "Create a tag that refers to an image", imageStore),
-		stub("prune", "Remove unused image data", imageStore),
+		newImageImportCommand(opts),
+		newImageLoadCommand(opts),
+		newImageSaveCommand(opts),
+		newImagePullCommand(opts),
+		newImagePushCommand(opts),
+		newImageListCommand(opts),
+		newImageInspectCommand(opts),
+		newImageHistoryCommand(opts),
+		newImageRemoveCommand(opts),
+		newImageTagCommand(opts),
+		newImagePruneCommand(opts),
 	)
 }
 
-func newLoginCommand(opts *globalOptions) *cobra.Command {
-	return stub("login [SERVER]", "Log in to a registry", imageStore)
+// imageClient connects to the daemon (starting it when needed) and returns
+// its image store.
+func imageClient(cmd *cobra.Command, opts *globalOptions) (*api.ImageClient, error) {
+	c, err := connect(cmd.Context(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.Images(), nil
 }
 
-func newLogoutCommand(opts *globalOptions) *cobra.Command {
-	return stub("logout [SERVER]", "Log out from a registry", imageStore)
+// registryAuth is what the CLI user's docker config holds for the registry
+// of ref (honouring DOCKER_CONFIG), sent along with a pull or push so the
+// daemon acts with the user's credentials, as docker does. Anonymous is
+// an empty config, never nil, so the daemon never falls back to its own.
+func registryAuth(ref string) (*authn.AuthConfig, error) {
+	r, err := image.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := name.NewRegistry(r.RegistryHost())
+	if err != nil {
+		return nil, err
+	}
+	a, err := authn.DefaultKeychain.Resolve(reg)
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", r.Registry, err)
+	}
+	cfg, err := a.Authorization()
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", r.Registry, err)
+	}
+	return cfg, nil
+}
+
+type imagePullOptions struct {
+	quiet    bool
+	platform string
+}
+
+func newImagePullCommand(opts *globalOptions) *cobra.Command {
+	o := &imagePullOptions{}
+	cmd := &cobra.Command{
+		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
+		Short: "Pull an image from a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImagePull(cmd, opts, o, args[0])
+		},
+	}
+	cmd.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "Suppress verbose output")
+	cmd.Flags().StringVar(&o.platform, "platform", "", "Pull for this platform (os/arch[/variant])")
+	return cmd
+}
+
+func runImagePull(cmd *cobra.Command, opts *globalOptions, o *imagePullOptions, ref string) error {
+	pullOpts := image.PullOptions{}
+	if o.platform != "" {
+		p, err := image.ParsePlatform(o.platform)
+		if err != nil {
+			return err
+		}
+		pullOpts.Platform = &p
+	}
+	auth, err := registryAuth(ref)
+	if err != nil {
+		return err
+	}
+	pullOpts.Auth = auth
+	ic, err := imageClient(cmd, opts)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if !o.quiet {
+		pullOpts.Sink = newProgressPrinter(out, opts.Progress).sink
+	}
+	if _, err := ic.Pull(cmd.Context(), ref, pullOpts); err != nil {
+		return err
+	}
+	r, _ := image.ParseReference(ref)
+	fmt.Fprintln(out, r.String())
+	return nil
+}
+
+func newImagePushCommand(opts *globalOptions) *cobra.Command {
+	quiet := false
+	cmd := &cobra.Command{
+		Use:   "push [OPTIONS] NAME[:TAG]",
+		Short: "Push an image to a registry",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, err := registryAuth(args[0])
+			if err != nil {
+				return err
+			}
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			pushOpts := image.PushOptions{Auth: auth}
+			if !quiet {
+				pushOpts.Sink = newProgressPrinter(out, opts.Progress).sink
+			}
+			res, err := ic.Push(cmd.Context(), args[0], pushOpts)
+			if err != nil {
+				return err
+			}
+			if quiet {
+				fmt.Fprintln(out, res.Reference)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress verbose output")
+	return cmd
+}
+
+// imageRow is one line of `image ls`, with docker's JSON field names.
+type imageRow struct {
+	Containers   string `json:"Containers"`
+	CreatedAt    string `json:"CreatedAt"`
+	CreatedSince string `json:"CreatedSince"`
+	Digest       string `json:"Digest"`
+	ID           string `json:"ID"`
+	Repository   string `json:"Repository"`
+	SharedSize   string `json:"SharedSize"`
+	Size         string `json:"Size"`
+	Tag          string `json:"Tag"`
+	UniqueSize   string `json:"UniqueSize"`
+	VirtualSize  string `json:"VirtualSize"`
+}
+
+type imageListOptions struct {
+	all, quiet, digests, noTrunc bool
+	filters                      []string
+	format                       string
+}
+
+func newImageListCommand(opts *globalOptions) *cobra.Command {
+	o := &imageListOptions{}
+	cmd := &cobra.Command{
+		Use:     "ls [OPTIONS] [REPOSITORY[:TAG]]",
+		Aliases: []string{"list"},
+		Short:   "List images",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImageList(cmd, opts, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.all, "all", "a", false, "Show all images (intermediate ones too)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "Only show image IDs")
+	f.BoolVar(&o.digests, "digests", false, "Show digests")
+	f.BoolVar(&o.noTrunc, "no-trunc", false, "Don't truncate output")
+	f.StringArrayVar(&o.filters, "filter", nil, "Filter output (dangling=true|false, reference=PATTERN)")
+	f.StringVar(&o.format, "format", "", "Format output: table, json or a Go template")
+	return cmd
+}
+
+func runImageList(cmd *cobra.Command, opts *globalOptions, o *imageListOptions, args []string) error {
+	var lo image.ListOptions
+	for _, f := range o.filters {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case "dangling":
+			b := v == "true" || v == "1"
+			lo.Dangling = &b
+		case "reference":
+			lo.References = append(lo.References, v)
+		default:
+			return fmt.Errorf("invalid filter %q (dangling or reference)", k)
+		}
+	}
+	if len(args) == 1 {
+		lo.References = append(lo.References, args[0])
+	}
+	ic, err := imageClient(cmd, opts)
+	if err != nil {
+		return err
+	}
+	images, err := ic.List(cmd.Context(), lo)
+	if err != nil {
+		return err
+	}
+	rows := imageRows(images, o.noTrunc)
+	out := cmd.OutOrStdout()
+	if o.quiet {
+		for _, r := range rows {
+			fmt.Fprintln(out, r.ID)
+		}
+		return nil
+	}
+	return listFormat(out, o.format, rows, func(w io.Writer, rows []imageRow) error {
+		tw := newTable(w)
+		header := "REPOSITORY\tTAG\t"
+		if o.digests {
+			header += "DIGEST\t"
+		}
+		fmt.Fprintln(tw, header+"IMAGE ID\tCREATED\tSIZE")
+		for _, r := range rows {
+			line := r.Repository + "\t" + r.Tag + "\t"
+			if o.digests {
+				line += r.Digest + "\t"
+			}
+			fmt.Fprintln(tw, line+r.ID+"\t"+r.CreatedSince+"\t"+r.Size)
+		}
+		return tw.Flush()
+	})
+}
+
+// imageRows expands images into docker's rows: one per name, or one
+// <none>:<none> row for an untagged image.
+func imageRows(images []image.Summary, noTrunc bool) []imageRow {
+	var rows []imageRow
+	for _, img := range images {
+		id := img.ID
+		if !noTrunc {
+			id = strings.TrimPrefix(id, "sha256:")[:12]
+		}
+		base := imageRow{
+			Containers: "N/A", CreatedAt: dockerTime(img.Created), CreatedSince: humanSince(img.Created),
+			Digest: "<none>", ID: id, SharedSize: "N/A", Size: humanSize(img.Size), UniqueSize: "N/A",
+			VirtualSize: humanSize(img.Size), Repository: "<none>", Tag: "<none>",
+		}
+		digests := map[string]string{} // repository -> digest
+		for _, d := range img.RepoDigests {
+			if repo, digest, ok := strings.Cut(d, "@"); ok {
+				digests[image.Familiar(repo+":latest")] = digest
+				if r, err := image.ParseReference(d); err == nil {
+					digests[r.FamiliarName()] = digest
+				}
+			}
+		}
+		if len(img.RepoTags) == 0 {
+			rows = append(rows, base)
+			continue
+		}
+		for _, t := range img.RepoTags {
+			r, err := image.ParseReference(t)
+			if err != nil {
+				continue
+			}
+			row := base
+			row.Repository, row.Tag = r.FamiliarName(), r.Tag
+			if d, ok := digests[r.FamiliarName()]; ok {
+				row.Digest = d
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}
+
+func newImageInspectCommand(opts *globalOptions) *cobra.Command {
+	format := ""
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Show details of images",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			var found []image.Details
+			var errs []error
+			for _, a := range args {
+				d, err := ic.Inspect(cmd.Context(), a)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				found = append(found, d)
+			}
+			out := cmd.OutOrStdout()
+			if format != "" && format != "json" {
+				tmpl, err := parseTemplate(format)
+				if err != nil {
+					return err
+				}
+				for _, d := range found {
+					if err := tmpl.Execute(out, d); err != nil {
+						return err
+					}
+					fmt.Fprintln(out)
+				}
+			} else {
+				if found == nil {
+					found = []image.Details{}
+				}
+				b, err := json.MarshalIndent(found, "", "    ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s\n", b)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "Format output: json or a Go template")
+	return cmd
+}
+
+// historyRow is one line of `image history`, with docker's JSON field names.
+type historyRow struct {
+	Comment      string `json:"Comment"`
+	CreatedAt    string `json:"CreatedAt"`
+	CreatedBy    string `json:"CreatedBy"`
+	CreatedSince string `json:"CreatedSince"`
+	ID           string `json:"ID"`
+	Size         string `json:"Size"`
+}
+
+func newImageHistoryCommand(opts *globalOptions) *cobra.Command {
+	var human, noTrunc, quiet bool
+	format := ""
+	cmd := &cobra.Command{
+		Use:   "history [OPTIONS] IMAGE",
+		Short: "Show the history of an image",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			hist, err := ic.History(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var rows []historyRow
+			for _, h := range hist {
+				row := historyRow{Comment: h.Comment, CreatedBy: h.CreatedBy, ID: h.ID, CreatedAt: dockerTime(h.Created), CreatedSince: humanSince(h.Created)}
+				if !noTrunc && strings.HasPrefix(row.ID, "sha256:") {
+					row.ID = strings.TrimPrefix(row.ID, "sha256:")[:12]
+				}
+				row.Size = fmt.Sprint(h.Size)
+				if human {
+					row.Size = humanSize(h.Size)
+				}
+				rows = append(rows, row)
+			}
+			out := cmd.OutOrStdout()
+			if quiet {
+				for _, r := range rows {
+					fmt.Fprintln(out, r.ID)
+				}
+				return nil
+			}
+			return listFormat(out, format, rows, func(w io.Writer, rows []historyRow) error {
+				tw := newTable(w)
+				fmt.Fprintln(tw, "IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT")
+				for _, r := range rows {
+					by := strings.ReplaceAll(r.CreatedBy, "\t", " ")
+					if !noTrunc && len([]rune(by)) > 45 {
+						by = string([]rune(by)[:44]) + "…"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.CreatedSince, by, r.Size, r.Comment)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&human, "human", true, "Print sizes and dates in human readable format")
+	f.BoolVar(&noTrunc, "no-trunc", false, "Don't truncate output")
+	f.BoolVarP(&quiet, "quiet", "q", false, "Only show image IDs")
+	f.StringVar(&format, "format", "", "Format output: table, json or a Go template")
+	return cmd
+}
+
+func newImageRemoveCommand(opts *globalOptions) *cobra.Command {
+	var ro image.RemoveOptions
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] IMAGE [IMAGE...]",
+		Aliases: []string{"remove", "rmi"},
+		Short:   "Remove images",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var errs []error
+			for _, a := range args {
+				dels, err := ic.Remove(cmd.Context(), a, ro)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				printDeletions(out, dels, "Untagged: ", "Deleted: ")
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVar(&ro.Force, "force", false, "Force removal of the image")
+	var noPrune bool
+	cmd.Flags().BoolVar(&noPrune, "no-prune", false, "Do not delete untagged parents (berth images have none)")
+	return cmd
+}
+
+func printDeletions(w io.Writer, dels []image.Deletion, untagged, deleted string) {
+	for _, d := range dels {
+		if d.Untagged != "" {
+			fmt.Fprintln(w, untagged+d.Untagged)
+		}
+		if d.Deleted != "" {
+			fmt.Fprintln(w, deleted+d.Deleted)
+		}
+	}
+}
+
+func newImageTagCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag that refers to an image",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			return ic.Tag(cmd.Context(), args[0], args[1])
+		},
+	}
+}
+
+func newImagePruneCommand(opts *globalOptions) *cobra.Command {
+	var po image.PruneOptions
+	force := false
+	cmd := &cobra.Command{
+		Use:   "prune [OPTIONS]",
+		Short: "Remove unused images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if !force {
+				warning := "WARNING! This will remove all dangling images."
+				if po.All {
+					warning = "WARNING! This will remove all images without at least one container associated to them."
+				}
+				if !confirm(cmd.InOrStdin(), out, warning) {
+					return nil
+				}
+			}
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			rep, err := ic.Prune(cmd.Context(), po)
+			if err != nil {
+				return err
+			}
+			if len(rep.ImagesDeleted) > 0 {
+				fmt.Fprintln(out, "Deleted Images:")
+				printDeletions(out, rep.ImagesDeleted, "untagged: ", "deleted: ")
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(rep.SpaceReclaimed))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&po.All, "all", "a", false, "Remove all unused images, not just dangling ones")
+	cmd.Flags().BoolVar(&force, "force", false, "Do not prompt for confirmation")
+	return cmd
+}
+
+// confirm asks a yes/no question as docker does; anything but y or yes,
+// including no answer at all, is no.
+func confirm(in io.Reader, out io.Writer, warning string) bool {
+	fmt.Fprintf(out, "%s\nAre you sure you want to continue? [y/N] ", warning)
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
+
+func newImageSaveCommand(opts *globalOptions) *cobra.Command {
+	var output, format string
+	cmd := &cobra.Command{
+		Use:   "save [OPTIONS] IMAGE [IMAGE...]",
+		Short: "Save images to a tarball (streamed to stdout by default)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			so := image.SaveOptions{Format: format}
+			if output == "" || output == "-" {
+				out := cmd.OutOrStdout()
+				if isTerminal(out) {
+					return errors.New("cowardly refusing to save to a terminal; use the -o flag or redirect")
+				}
+				return ic.Save(cmd.Context(), out, args, so)
+			}
+			return saveToFile(cmd.Context(), ic, output, args, so)
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "Write to a file instead of stdout")
+	cmd.Flags().StringVar(&format, "format", image.DockerArchive, "Archive format: docker-archive or oci-archive")
+	return cmd
+}
+
+// saveToFile writes the tarball beside path and renames it into place, so
+// a failed save never leaves a half-written file under the name.
+func saveToFile(ctx context.Context, ic *api.ImageClient, path string, refs []string, so image.SaveOptions) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := ic.Save(ctx, f, refs, so); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func newImageLoadCommand(opts *globalOptions) *cobra.Command {
+	var input, platform string
+	quiet := false
+	cmd := &cobra.Command{
+		Use:   "load [OPTIONS]",
+		Short: "Load images from a docker-archive or OCI-layout tarball (read from stdin by default)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var in io.Reader = cmd.InOrStdin()
+			if input != "" && input != "-" {
+				f, err := os.Open(input)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			} else if f, ok := in.(*os.File); ok && isTerminal(f) {
+				return errors.New("requested load from stdin, but stdin is a terminal; use -i or redirect")
+			}
+			lo := image.LoadOptions{}
+			if platform != "" {
+				p, err := image.ParsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				lo.Platform = &p
+			}
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !quiet {
+				lo.Sink = newProgressPrinter(out, opts.Progress).sink
+			}
+			loaded, err := ic.Load(cmd.Context(), in, lo)
+			if err != nil {
+				return err
+			}
+			for _, l := range loaded {
+				if l.Reference != "" {
+					fmt.Fprintln(out, "Loaded image: "+image.Familiar(l.Reference))
+				} else {
+					fmt.Fprintln(out, "Loaded image ID: "+l.ID)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&input, "input", "i", "", "Read from a tar archive file instead of stdin")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "Suppress the load output")
+	cmd.Flags().StringVar(&platform, "platform", "", "Load only this platform (os/arch[/variant])")
+	return cmd
+}
+
+func newImageImportCommand(opts *globalOptions) *cobra.Command {
+	var message, platform string
+	var changes []string
+	cmd := &cobra.Command{
+		Use:   "import [OPTIONS] file|- [REPOSITORY[:TAG]]",
+		Short: "Import a root file system tarball as an image",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			imp := image.ImportOptions{Message: message}
+			if len(args) == 2 {
+				imp.Reference = args[1]
+			}
+			cfg, err := applyChanges(changes)
+			if err != nil {
+				return err
+			}
+			imp.Config = cfg
+			if platform != "" {
+				p, err := image.ParsePlatform(platform)
+				if err != nil {
+					return err
+				}
+				imp.Platform = &p
+			}
+			in := cmd.InOrStdin()
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			ic, err := imageClient(cmd, opts)
+			if err != nil {
+				return err
+			}
+			img, err := ic.Import(cmd.Context(), in, imp)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&message, "message", "m", "", "Set the commit message of the imported image")
+	cmd.Flags().StringArrayVarP(&changes, "change", "c", nil, "Apply a Dockerfile instruction to the image (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR)")
+	cmd.Flags().StringVar(&platform, "platform", "", "Set the platform of the image (os/arch[/variant])")
+	return cmd
 }

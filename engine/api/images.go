@@ -39,8 +39,8 @@ type (
 	}
 	// AuthRequest is the body of POST /v1/auth, as docker's /auth.
 	AuthRequest struct {
-		ServerAddress string `json:"ServerAddress"`
-		authn.AuthConfig
+		ServerAddress string           `json:"ServerAddress"`
+		Auth          authn.AuthConfig `json:"Auth"`
 	}
 	// AuthResponse answers POST /v1/auth.
 	AuthResponse struct {
@@ -227,7 +227,7 @@ func (h *imageHandlers) auth(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	if err := h.store.CheckLogin(r.Context(), req.ServerAddress, req.AuthConfig); err != nil {
+	if err := h.store.CheckLogin(r.Context(), req.ServerAddress, req.Auth); err != nil {
 		WriteError(w, err)
 		return
 	}
@@ -397,7 +397,7 @@ func (ic *ImageClient) Save(ctx context.Context, w io.Writer, refs []string, opt
 
 // CheckLogin verifies credentials against a registry through the daemon.
 func (ic *ImageClient) CheckLogin(ctx context.Context, server string, auth authn.AuthConfig) error {
-	return ic.c.Call(ctx, http.MethodPost, "/"+Version+"/auth", AuthRequest{ServerAddress: server, AuthConfig: auth}, nil)
+	return ic.c.Call(ctx, http.MethodPost, "/"+Version+"/auth", AuthRequest{ServerAddress: server, Auth: auth}, nil)
 }
 
 // onlyReader hides anything but Read, so Client.Do streams the body

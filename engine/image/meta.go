@@ -147,7 +147,7 @@ func (s *Store) Inspect(ctx context.Context, ref string) (Details, error) {
 	//lint:ignore SA1019 docker's inspect output still has DockerVersion
 	dockerVersion := cfg.DockerVersion
 	d := Details{
-		ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests,
+		ID: img.ID, RepoTags: familiarAll(img.RepoTags), RepoDigests: familiarAll(img.RepoDigests),
 		Created: cfg.Created.Time.UTC().Format(time.RFC3339Nano), DockerVersion: dockerVersion,
 		Author: cfg.Author, Config: cfg.Config, Architecture: cfg.Architecture, Variant: cfg.Variant,
 		Os: cfg.OS, Size: img.Size, Descriptor: img.Manifest,
@@ -163,6 +163,15 @@ func (s *Store) Inspect(ctx context.Context, ref string) (Details, error) {
 		d.Metadata.LastTagTime = img.LastTagTime.UTC().Format(time.RFC3339Nano)
 	}
 	return d, nil
+}
+
+// familiarAll shortens references as docker shows them.
+func familiarAll(refs []string) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = Familiar(r)
+	}
+	return out
 }
 
 // History lists the steps that made an image, newest first: one per layer

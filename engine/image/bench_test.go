@@ -1,0 +1,70 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// benchLayer is a 100 MB layer shaped like a real one: half in ten large
+// files, half in two thousand small ones spread over directories.
+func benchLayer(b *testing.B) []byte {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	write := func(name string, size int) {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Size: int64(size), Mode: 0o644}); err != nil {
+			b.Fatal(err)
+		}
+		tw.Write(data)
+	}
+	for d := range 20 {
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("usr/lib/d%02d/", d), Typeflag: tar.TypeDir, Mode: 0o755})
+	}
+	for i := range 10 {
+		write(fmt.Sprintf("usr/lib/big%02d.so", i), 5<<20)
+	}
+	for i := range 2000 {
+		write(fmt.Sprintf("usr/lib/d%02d/f%04d", i%20, i), 25<<10+i%7)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// BenchmarkUnpack100MB is the time to unpack a 100 MB layer into a
+// snapshot directory and sync it, as the store does.
+func BenchmarkUnpack100MB(b *testing.B) {
+	testutil.RequireRoot(b)
+	layer := benchLayer(b)
+	base := os.Getenv("BERTH_BENCH_DIR")
+	if base == "" {
+		base = b.TempDir()
+	}
+	b.SetBytes(int64(len(layer)))
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		dir := filepath.Join(base, fmt.Sprintf("unpack-%d", i))
+		os.MkdirAll(dir, 0o755)
+		if _, err := unpackTar(context.Background(), bytes.NewReader(layer), dir); err != nil {
+			b.Fatal(err)
+		}
+		if err := syncFS(dir); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+}
