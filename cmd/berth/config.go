@@ -41,7 +41,13 @@ The output is docker compose's for the same files and environment, so the
 two can be diffed. berth refuses, with the file, service, key and line,
 what it cannot run (enable_ipv6, ...), where docker compose would print it.
 --hash prints berth's config hash, which changes only when a container has
-to be recreated; it differs from docker compose's.`,
+to be recreated; it differs from docker compose's.
+
+A service's x-berth: block holds berth's own options, which docker compose
+ignores:
+
+  x-berth:
+    link_env: true    # set the legacy link variables (DB_PORT=tcp://...)`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runConfig(cmd, opts, co, args)
 		},
