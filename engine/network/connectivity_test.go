@@ -383,3 +383,52 @@ func TestOpenTwiceRefused(t *testing.T) {
 		t.Fatalf("second Open: %v", err)
 	}
 }
+
+// TestParallelSandboxes: containers made, attached and deleted at once get
+// distinct addresses and interfaces, and all of them work.
+func TestParallelSandboxes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	n := e.network("crowd", "10.230.23.0/24")
+	const count = 8
+	eps := make([]Endpoint, count)
+	sbs := make([]Sandbox, count)
+	errc := make(chan error, count)
+	for i := 0; i < count; i++ {
+		go func() {
+			sb, err := e.m.CreateSandbox(SandboxOptions{Owner: fmt.Sprintf("service crowd-%d", i)})
+			if err == nil {
+				sbs[i] = sb
+				eps[i], err = e.m.Attach(sb.ID, "crowd", AttachOptions{})
+			}
+			errc <- err
+		}()
+	}
+	for i := 0; i < count; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[netip.Addr]bool{}
+	for _, ep := range eps {
+		if seen[ep.IP()] || !n.Subnet.Contains(ep.IP()) {
+			t.Fatalf("address %s given twice or outside %s", ep.IP(), n.Subnet)
+		}
+		seen[ep.IP()] = true
+	}
+	serve(t, sbs[0].Path, "first", 9000)
+	for i := 1; i < count; i++ {
+		mustAsk(t, sbs[i].Path, "tcp", hostPort(eps[0].IP(), 9000), "first "+eps[i].IP().String())
+	}
+	for i := 1; i < count; i++ {
+		go func() { errc <- e.m.DeleteSandbox(sbs[i].ID) }()
+	}
+	for i := 1; i < count; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := e.m.Endpoints("crowd"); len(got) != 1 {
+		t.Fatalf("endpoints left: %d", len(got))
+	}
+}

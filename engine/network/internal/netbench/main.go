@@ -99,7 +99,8 @@ func run(duration time.Duration, conns, threads, rounds, attaches int) error {
 	direct := median(results[0])
 	for i, p := range paths {
 		rps := median(results[i])
-		fmt.Printf("network: %-44s %9.0f req/s  %5.1f%% of direct\n", p.name, rps, 100*rps/direct)
+		lo, hi := slices.Min(results[i]), slices.Max(results[i])
+		fmt.Printf("network: %-44s %9.0f req/s  %5.1f%% of direct  (runs %.0f-%.0f)\n", p.name, rps, 100*rps/direct, lo, hi)
 	}
 	return timeAttach(m, n.Name, attaches)
 }
