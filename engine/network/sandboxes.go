@@ -293,7 +293,7 @@ func (m *Manager) planEndpoint(sb *sbState, network string, opts AttachOptions) 
 		ip = opts.IPv4Address.Unmap()
 		if !n.PoolSubnet || n.Subnet.Contains(ip) {
 			if err := n.space.Claim(ip, owner); err != nil {
-				return fail(errdefs.ErrConflict, "ipv4_address %s: %v", ip, err)
+				return Endpoint{}, nil, fmt.Errorf("attach %s to network %s: ipv4_address: %w", owner, n.Name, err)
 			}
 		} else {
 			return fail(errdefs.ErrInvalidArgument, "ipv4_address %s is not in the network's subnet %s (give the network an ipam.config subnet to choose addresses)", ip, n.Subnet)
