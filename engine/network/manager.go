@@ -286,12 +286,22 @@ func orEmpty(m map[string]string) map[string]string {
 	return m
 }
 
-// Resync rewrites the state root's nftables rules from the records, and
-// re-inserts its accept rules in foreign forward chains whose policy is drop.
+// Resync rewrites the state root's nftables rules from the records,
+// re-inserts its accept rules in foreign chains whose policy is drop and
+// turns IPv4 forwarding back on if it was turned off.
 // The daemon calls it now and then: a firewall (Docker's, say) started after
 // berth's networks were made has cut their forwarding until then.
 func (m *Manager) Resync() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, n := range m.networks {
+		if !n.Internal {
+			// Someone may have turned forwarding off since.
+			if err := enableForwarding(); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	return m.syncFirewall()
 }
