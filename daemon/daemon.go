@@ -148,6 +148,7 @@ func (d *Daemon) routes() http.Handler {
 	})
 	d.imageRoutes(mux)
 	d.projectRoutes(mux)
+	api.RegisterContainerRoutes(mux, d.engine.Containers)
 	return mux
 }
 

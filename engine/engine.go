@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/dnsresolver"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/network"
@@ -40,7 +41,9 @@ type Engine struct {
 	Networks   *network.Manager
 	Runtime    *runtime.Runtime
 	Containers *container.Manager
-	log        *slog.Logger
+	// DNS answers the containers' names on each network's gateway.
+	DNS *dnsresolver.Server
+	log *slog.Logger
 }
 
 // Open opens every part of the engine on opts.Root, repairing what a crash
@@ -84,12 +87,15 @@ func Open(ctx context.Context, opts Options) (_ *Engine, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	e.DNS = dnsresolver.New(dnsresolver.Config{})
 	if e.Containers, err = container.Open(ctx, container.Options{
 		Root: opts.Root, Images: e.Images, Volumes: e.Volumes, Networks: e.Networks,
 		Runtime: e.Runtime, Binary: opts.Binary, Log: opts.Log,
+		Network: &dnsFeed{dns: e.DNS, log: opts.Log},
 	}); err != nil {
 		return nil, err
 	}
+	e.resyncDNS()
 	return e, nil
 }
 
@@ -98,6 +104,9 @@ func (e *Engine) Close() error {
 	var errs []error
 	if e.Containers != nil {
 		errs = append(errs, e.Containers.Close())
+	}
+	if e.DNS != nil {
+		errs = append(errs, e.DNS.Close())
 	}
 	if e.Runtime != nil {
 		errs = append(errs, e.Runtime.Close())

@@ -51,14 +51,27 @@ func (e *Engine) ListNetworks(ctx context.Context, labels map[string]string) ([]
 	return e.Networks.List(labels), nil
 }
 
-// CreateNetwork creates a network.
+// CreateNetwork creates a network and its DNS listener.
 func (e *Engine) CreateNetwork(ctx context.Context, opts network.CreateOptions) (network.Network, error) {
-	return e.Networks.Create(opts)
+	n, err := e.Networks.Create(opts)
+	if err != nil {
+		return n, err
+	}
+	e.listen(n)
+	return n, nil
 }
 
-// RemoveNetwork removes a network.
+// RemoveNetwork removes a network and its DNS listener.
 func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
-	return e.Networks.Remove(name)
+	n, err := e.Networks.Get(name)
+	if err != nil {
+		return err
+	}
+	if err := e.Networks.Remove(n.ID); err != nil {
+		return err
+	}
+	_ = e.DNS.RemoveNetwork(n.Name)
+	return nil
 }
 
 // ListVolumes lists volumes whose labels match.

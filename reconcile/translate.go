@@ -37,7 +37,7 @@ func ContainerConfig(p *manifest.Project, s manifest.Service, n int, imageID str
 
 	cfg := container.Config{
 		Name:        p.ContainerName(s.Name, n),
-		Image:       imageID,
+		Image:       s.Image,
 		Labels:      labels,
 		Entrypoint:  s.Entrypoint,
 		Cmd:         s.Command,

@@ -8,10 +8,10 @@ const reconcileEngine = "the reconcile engine"
 // constructor lives in the file of the part that implements it.
 func composeCommands(opts *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
-		stub("up [SERVICE...]", "Create and start containers", reconcileEngine),
-		stub("down", "Stop and remove containers, networks", reconcileEngine),
-		stub("ps [SERVICE...]", "List containers", reconcileEngine),
-		stub("logs [SERVICE...]", "View output from containers", reconcileEngine),
+		newUpCommand(opts),
+		newDownCommand(opts),
+		newPsCommand(opts),
+		newLogsCommand(opts),
 		stub("exec SERVICE COMMAND [ARGS...]", "Execute a command in a running container", reconcileEngine),
 		stub("run SERVICE [COMMAND] [ARGS...]", "Run a one-off command on a service", reconcileEngine),
 		stub("build [SERVICE...]", "Build or rebuild services", "the image builder"),
@@ -30,7 +30,7 @@ func composeCommands(opts *globalOptions) []*cobra.Command {
 		stub("port SERVICE PRIVATE_PORT", "Print the public port for a port binding", reconcileEngine),
 		stub("events [SERVICE...]", "Receive real time events from containers", reconcileEngine),
 		stub("images [SERVICE...]", "List images used by the created containers", reconcileEngine),
-		stub("ls", "List running compose projects", reconcileEngine),
+		newLsCommand(opts),
 		stub("cp SRC DST", "Copy files between a service container and the local filesystem", reconcileEngine),
 		stub("wait SERVICE...", "Block until containers of all (or specified) services stop", reconcileEngine),
 		stub("stats [SERVICE]", "Display a live stream of container resource usage", reconcileEngine),

@@ -32,14 +32,19 @@ func newRootCommand() *cobra.Command {
 		Long:          "berth runs the services of a compose.yaml on one Linux host, with its own container engine.\nIt takes the commands, flags and files of docker compose.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Project flags are the root's own, as in docker compose: they go
+		// before the command (berth -f x.yaml logs -f), so subcommands may
+		// reuse their letters (-f for --follow, -p for --publish).
+		TraverseChildren: true,
 	}
 	root.CompletionOptions.HiddenDefaultCmd = true
+	pf := root.Flags()
+	pf.StringArrayVarP(&opts.Files, "file", "f", nil, "Compose configuration files")
+	pf.StringVarP(&opts.ProjectName, "project-name", "p", "", "Project name")
+	pf.StringVar(&opts.ProjectDirectory, "project-directory", "", "Alternate working directory (default: the directory of the first Compose file)")
+	pf.StringArrayVar(&opts.Profiles, "profile", nil, "Profiles to enable")
+	pf.StringArrayVar(&opts.EnvFiles, "env-file", nil, "Alternate environment files")
 	f := root.PersistentFlags()
-	f.StringArrayVarP(&opts.Files, "file", "f", nil, "Compose configuration files")
-	f.StringVarP(&opts.ProjectName, "project-name", "p", "", "Project name")
-	f.StringVar(&opts.ProjectDirectory, "project-directory", "", "Alternate working directory (default: the directory of the first Compose file)")
-	f.StringArrayVar(&opts.Profiles, "profile", nil, "Profiles to enable")
-	f.StringArrayVar(&opts.EnvFiles, "env-file", nil, "Alternate environment files")
 	f.StringVar(&opts.Root, "root", envOr("BERTH_ROOT", defaultRoot), "State root of the engine")
 	f.StringVarP(&opts.Host, "host", "H", envOr("BERTH_HOST", defaultHost), "Daemon socket to connect to")
 	f.StringVar(&opts.Progress, "progress", "auto", "Progress output: auto, tty, plain, json or quiet")

@@ -270,6 +270,9 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := m.writeEtcFiles(c); err != nil {
 		return err
 	}
+	if m.observer != nil && len(c.Network.Networks) > 0 {
+		m.observer.Attached(c)
+	}
 	img, err := m.images.Resolve(ctx, c.ImageID)
 	if err != nil {
 		return err

@@ -42,6 +42,17 @@ type Options struct {
 	// Binary is the berth executable that runs the monitor.
 	Binary string
 	Log    *slog.Logger
+	// Network, when set, hears of each container joining and leaving its
+	// networks, synchronously: the DNS records are in place before the
+	// container's process starts.
+	Network NetworkObserver
+}
+
+// NetworkObserver is told when a container's endpoints appear and go. It
+// is called with the container's lock held and must not call the Manager.
+type NetworkObserver interface {
+	Attached(c *Container)
+	Detached(c *Container)
 }
 
 // Event is something that happened to a container, for `events`, for the
@@ -65,6 +76,7 @@ type Manager struct {
 	rt       Runtime
 	monitor  *monitor.Client
 	log      *slog.Logger
+	observer NetworkObserver
 
 	ctx    context.Context // ends at Close: restarts and healthchecks stop
 	cancel context.CancelFunc
@@ -104,7 +116,7 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		root: opts.Root, images: opts.Images, volumes: opts.Volumes, networks: opts.Networks, rt: opts.Runtime,
-		log: opts.Log, ctx: mctx, cancel: cancel,
+		log: opts.Log, ctx: mctx, cancel: cancel, observer: opts.Network,
 		containers: map[string]*entry{}, names: map[string]string{}, subs: map[chan Event]struct{}{},
 	}
 	mon, err := monitor.Ensure(ctx, opts.Root, opts.Binary)

@@ -147,6 +147,9 @@ func (m *Manager) ensureDefaultNetwork() error {
 
 // teardownNetwork deletes the sandbox the container owns, if any.
 func (m *Manager) teardownNetwork(c *Container) {
+	if m.observer != nil && len(c.Network.Networks) > 0 {
+		m.observer.Detached(c)
+	}
 	if m.networks == nil || c.Network.SandboxPath == "" || strings.HasPrefix(c.Config.NetworkMode, "container:") {
 		c.Network = NetworkSettings{}
 		return

@@ -1,0 +1,391 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/container/logs"
+)
+
+// Requests and answers of the container endpoints.
+type (
+	// StopRequest is the body of POST /v1/containers/{id}/stop.
+	StopRequest struct {
+		Timeout *time.Duration `json:"Timeout,omitempty"`
+	}
+	// KillRequest is the body of POST /v1/containers/{id}/kill.
+	KillRequest struct {
+		Signal string `json:"Signal,omitempty"`
+	}
+	// RenameRequest is the body of POST /v1/containers/{id}/rename.
+	RenameRequest struct {
+		Name string `json:"Name"`
+	}
+	// WaitResponse answers POST /v1/containers/{id}/wait.
+	WaitResponse struct {
+		StatusCode int `json:"StatusCode"`
+	}
+	// LogEntry is one streamed line of GET /v1/containers/{id}/logs.
+	LogEntry struct {
+		Stream string    `json:"stream"`
+		Time   time.Time `json:"time"`
+		Line   string    `json:"line"`
+	}
+)
+
+// RegisterContainerRoutes serves the container endpoints from m.
+func RegisterContainerRoutes(mux *http.ServeMux, m *container.Manager) {
+	h := &containerHandlers{m: m}
+	p := "/" + Version + "/containers"
+	mux.HandleFunc("GET "+p, h.list)
+	mux.HandleFunc("POST "+p, h.create)
+	mux.HandleFunc("GET "+p+"/{id}", h.inspect)
+	mux.HandleFunc("POST "+p+"/{id}/start", h.start)
+	mux.HandleFunc("POST "+p+"/{id}/stop", h.stop)
+	mux.HandleFunc("POST "+p+"/{id}/kill", h.kill)
+	mux.HandleFunc("POST "+p+"/{id}/pause", h.pause)
+	mux.HandleFunc("POST "+p+"/{id}/unpause", h.unpause)
+	mux.HandleFunc("POST "+p+"/{id}/rename", h.rename)
+	mux.HandleFunc("POST "+p+"/{id}/wait", h.wait)
+	mux.HandleFunc("DELETE "+p+"/{id}", h.remove)
+	mux.HandleFunc("GET "+p+"/{id}/logs", h.logs)
+	mux.HandleFunc("GET /"+Version+"/events", h.events)
+}
+
+type containerHandlers struct{ m *container.Manager }
+
+// labelFilter reads label=KEY=VALUE (or label=KEY) query parameters.
+func labelFilter(q url.Values) map[string]string {
+	out := map[string]string{}
+	for _, l := range q["label"] {
+		k, v, _ := strings.Cut(l, "=")
+		out[k] = v
+	}
+	return out
+}
+
+func (h *containerHandlers) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	out := h.m.List(container.ListOptions{All: q.Get("all") != "", Labels: labelFilter(q)})
+	if out == nil {
+		out = []container.Container{}
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (h *containerHandlers) create(w http.ResponseWriter, r *http.Request) {
+	var cfg container.Config
+	if err := DecodeJSON(r, &cfg); err != nil {
+		WriteError(w, err)
+		return
+	}
+	c, err := h.m.Create(r.Context(), cfg)
+	answer(w, c, err)
+}
+
+func (h *containerHandlers) inspect(w http.ResponseWriter, r *http.Request) {
+	c, err := h.m.Get(r.PathValue("id"))
+	answer(w, c, err)
+}
+
+func (h *containerHandlers) start(w http.ResponseWriter, r *http.Request) {
+	answer(w, nil, h.m.Start(context.WithoutCancel(r.Context()), r.PathValue("id")))
+}
+
+func (h *containerHandlers) stop(w http.ResponseWriter, r *http.Request) {
+	var req StopRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		WriteError(w, err)
+		return
+	}
+	answer(w, nil, h.m.Stop(context.WithoutCancel(r.Context()), r.PathValue("id"), req.Timeout))
+}
+
+func (h *containerHandlers) kill(w http.ResponseWriter, r *http.Request) {
+	var req KillRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		WriteError(w, err)
+		return
+	}
+	sig := syscall.SIGKILL
+	if req.Signal != "" {
+		s, err := container.ParseSignal(req.Signal)
+		if err != nil {
+			WriteError(w, errdefs.ErrInvalidArgument.WithMessage(err.Error()))
+			return
+		}
+		sig = s
+	}
+	answer(w, nil, h.m.Kill(r.Context(), r.PathValue("id"), sig))
+}
+
+func (h *containerHandlers) pause(w http.ResponseWriter, r *http.Request) {
+	answer(w, nil, h.m.Pause(r.Context(), r.PathValue("id")))
+}
+
+func (h *containerHandlers) unpause(w http.ResponseWriter, r *http.Request) {
+	answer(w, nil, h.m.Unpause(r.Context(), r.PathValue("id")))
+}
+
+func (h *containerHandlers) rename(w http.ResponseWriter, r *http.Request) {
+	var req RenameRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		WriteError(w, err)
+		return
+	}
+	answer(w, nil, h.m.Rename(r.PathValue("id"), req.Name))
+}
+
+func (h *containerHandlers) wait(w http.ResponseWriter, r *http.Request) {
+	code, err := h.m.Wait(r.Context(), r.PathValue("id"))
+	answer(w, WaitResponse{StatusCode: code}, err)
+}
+
+func (h *containerHandlers) remove(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := container.RemoveOptions{Force: q.Get("force") != "", Volumes: q.Get("v") != ""}
+	answer(w, nil, h.m.Remove(context.WithoutCancel(r.Context()), r.PathValue("id"), opts))
+}
+
+func (h *containerHandlers) logs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := logs.ReadOptions{Tail: -1, Follow: q.Get("follow") != ""}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			WriteError(w, errdefs.ErrInvalidArgument.WithMessage("tail: want a number or all"))
+			return
+		}
+		opts.Tail = n
+	}
+	var err error
+	if opts.Since, err = parseTime(q.Get("since")); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if opts.Until, err = parseTime(q.Get("until")); err != nil {
+		WriteError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := h.m.Get(id); err != nil {
+		WriteError(w, err)
+		return
+	}
+	sw := NewStreamWriter(w)
+	err = h.m.Logs(r.Context(), id, opts, func(e logs.Entry) error {
+		return sw.Event(LogEntry{Stream: e.Stream, Time: e.Time, Line: string(e.Line)})
+	})
+	sw.Finish(nil, err)
+}
+
+// parseTime reads a time as docker's --since takes it: RFC 3339, a Unix
+// timestamp, or a duration before now ("10m").
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	return time.Time{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid time %q: want RFC 3339, a Unix timestamp or a duration such as 10m", s))
+}
+
+func (h *containerHandlers) events(w http.ResponseWriter, r *http.Request) {
+	labels := labelFilter(r.URL.Query())
+	sw := NewStreamWriter(w)
+	_ = sw.Event(container.Event{Action: "subscribed"}) // tells the client the stream is live
+	for ev := range h.m.Subscribe(r.Context()) {
+		if !matches(ev.Labels, labels) {
+			continue
+		}
+		if sw.Event(ev) != nil {
+			return
+		}
+	}
+}
+
+func matches(have, want map[string]string) bool {
+	for k, v := range want {
+		if got, ok := have[k]; !ok || (v != "" && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// ContainerClient reaches a daemon's containers.
+type ContainerClient struct{ c *Client }
+
+// Containers returns the client of the daemon's containers.
+func (c *Client) Containers() *ContainerClient { return &ContainerClient{c: c} }
+
+func containersPath(parts ...string) string {
+	p := "/" + Version + "/containers"
+	for _, s := range parts {
+		p += "/" + url.PathEscape(s)
+	}
+	return p
+}
+
+// List returns the containers that opts select.
+func (cc *ContainerClient) List(ctx context.Context, opts container.ListOptions) ([]container.Container, error) {
+	q := url.Values{}
+	if opts.All {
+		q.Set("all", "1")
+	}
+	for k, v := range opts.Labels {
+		q.Add("label", k+"="+v)
+	}
+	var out []container.Container
+	err := cc.c.Call(ctx, http.MethodGet, containersPath()+"?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Create makes a container.
+func (cc *ContainerClient) Create(ctx context.Context, cfg container.Config) (container.Container, error) {
+	var out container.Container
+	err := cc.c.Call(ctx, http.MethodPost, containersPath(), cfg, &out)
+	return out, err
+}
+
+// Inspect returns a container's record.
+func (cc *ContainerClient) Inspect(ctx context.Context, ref string) (container.Container, error) {
+	var out container.Container
+	err := cc.c.Call(ctx, http.MethodGet, containersPath(ref), nil, &out)
+	return out, err
+}
+
+// Start starts a container.
+func (cc *ContainerClient) Start(ctx context.Context, ref string) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "start"), nil, nil)
+}
+
+// Stop stops a container.
+func (cc *ContainerClient) Stop(ctx context.Context, ref string, timeout *time.Duration) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "stop"), StopRequest{Timeout: timeout}, nil)
+}
+
+// Kill signals a container ("" is SIGKILL).
+func (cc *ContainerClient) Kill(ctx context.Context, ref, signal string) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "kill"), KillRequest{Signal: signal}, nil)
+}
+
+// Pause freezes a container.
+func (cc *ContainerClient) Pause(ctx context.Context, ref string) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "pause"), nil, nil)
+}
+
+// Unpause thaws a container.
+func (cc *ContainerClient) Unpause(ctx context.Context, ref string) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "unpause"), nil, nil)
+}
+
+// Rename renames a container.
+func (cc *ContainerClient) Rename(ctx context.Context, ref, name string) error {
+	return cc.c.Call(ctx, http.MethodPost, containersPath(ref, "rename"), RenameRequest{Name: name}, nil)
+}
+
+// Wait blocks until the container stops and returns its exit code.
+func (cc *ContainerClient) Wait(ctx context.Context, ref string) (int, error) {
+	var out WaitResponse
+	err := cc.c.Call(ctx, http.MethodPost, containersPath(ref, "wait"), nil, &out)
+	return out.StatusCode, err
+}
+
+// Remove deletes a container.
+func (cc *ContainerClient) Remove(ctx context.Context, ref string, opts container.RemoveOptions) error {
+	q := url.Values{}
+	if opts.Force {
+		q.Set("force", "1")
+	}
+	if opts.Volumes {
+		q.Set("v", "1")
+	}
+	return cc.c.Call(ctx, http.MethodDelete, containersPath(ref)+"?"+q.Encode(), nil, nil)
+}
+
+// LogsOptions are `logs`' flags, as the API takes them.
+type LogsOptions struct {
+	Follow       bool
+	Tail         string // a number or "all"
+	Since, Until string
+}
+
+// Logs calls fn for each log entry of the container.
+func (cc *ContainerClient) Logs(ctx context.Context, ref string, opts LogsOptions, fn func(LogEntry) error) error {
+	q := url.Values{}
+	if opts.Follow {
+		q.Set("follow", "1")
+	}
+	if opts.Tail != "" {
+		q.Set("tail", opts.Tail)
+	}
+	if opts.Since != "" {
+		q.Set("since", opts.Since)
+	}
+	if opts.Until != "" {
+		q.Set("until", opts.Until)
+	}
+	return cc.c.Stream(ctx, http.MethodGet, containersPath(ref, "logs")+"?"+q.Encode(), nil, func(raw json.RawMessage) error {
+		var e LogEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return err
+		}
+		return fn(e)
+	}, nil)
+}
+
+// Events streams container events whose labels match until ctx ends. It
+// returns once the subscription is live.
+func (cc *ContainerClient) Events(ctx context.Context, labels map[string]string) (<-chan container.Event, <-chan error) {
+	q := url.Values{}
+	for k, v := range labels {
+		q.Add("label", k+"="+v)
+	}
+	ch := make(chan container.Event, 64)
+	errc := make(chan error, 1)
+	live := make(chan struct{})
+	go func() {
+		defer close(ch)
+		first := true
+		errc <- cc.c.Stream(ctx, http.MethodGet, "/"+Version+"/events?"+q.Encode(), nil, func(raw json.RawMessage) error {
+			var ev container.Event
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return err
+			}
+			if first {
+				first = false
+				close(live)
+				return nil
+			}
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+			}
+			return nil
+		}, nil)
+		if first {
+			close(live)
+		}
+	}()
+	<-live
+	return ch, errc
+}
