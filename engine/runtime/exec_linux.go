@@ -114,6 +114,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	m, _, err := c.ch.recv()
 	switch {
 	case errors.Is(err, io.EOF):
+		err = nil // exec'd
 	case err != nil:
 		err = fmt.Errorf("exec in container %s: %w", id, err)
 	case m.Type == msgError:

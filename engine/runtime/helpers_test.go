@@ -3,10 +3,14 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -120,4 +124,141 @@ func sh(t *testing.T, script string, edit func(*specs.Spec)) result {
 	rt, root := newRuntime(t)
 	b := bundle(t, root, []string{"sh", "-c", script}, edit)
 	return run(t, rt, strings.ReplaceAll(t.Name(), "/", "-"), b)
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newRuntimeLog is newRuntime with the runtime's warnings captured.
+func newRuntimeLog(t *testing.T) (*Runtime, string, *syncBuffer) {
+	t.Helper()
+	rt, root := newRuntime(t)
+	buf := &syncBuffer{}
+	rt.log = slog.New(slog.NewTextHandler(buf, nil))
+	return rt, root, buf
+}
+
+var (
+	probeOnce sync.Once
+	probePath string
+	probeErr  error
+)
+
+// addProbe copies testdata/runtime/probe, built once, into the bundle's /bin.
+func addProbe(t *testing.T, bundle string) {
+	t.Helper()
+	probeOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-probe-")
+		if err != nil {
+			probeErr = err
+			return
+		}
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("go", "build", "-o", probePath, "./testdata/runtime/probe")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			probeErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if probeErr != nil {
+		t.Fatalf("build probe: %v", probeErr)
+	}
+	data, err := os.ReadFile(probePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "rootfs", "bin", "probe"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// started is a container created and started by start.
+type started struct {
+	Process
+	out, errOut *capture
+	reaped      bool
+}
+
+// start creates and starts a container; the test waits for it (wait) or
+// kills it; cleanup deletes it by force.
+func start(t *testing.T, rt *Runtime, id, bundle string) *started {
+	t.Helper()
+	s := create(t, rt, id, bundle, nil)
+	if err := rt.Start(context.Background(), id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return s
+}
+
+// create creates a container with pipes for stdout and stderr (and stdin if given).
+func create(t *testing.T, rt *Runtime, id, bundle string, stdin *os.File) *started {
+	t.Helper()
+	s := &started{out: newCapture(t), errOut: newCapture(t)}
+	p, err := rt.Create(context.Background(), id, bundle, IO{Stdin: stdin, Stdout: s.out.w, Stderr: s.errOut.w})
+	if err != nil {
+		s.out.text()
+		s.errOut.text()
+		t.Fatalf("create: %v", err)
+	}
+	s.Process = p
+	t.Cleanup(func() {
+		rt.Delete(context.Background(), id, DeleteOptions{Force: true})
+		if !s.reaped {
+			reap(p.Pid)
+		}
+	})
+	return s
+}
+
+// wait reaps the container's process and returns what it printed.
+func (s *started) wait(t *testing.T) result {
+	t.Helper()
+	ws := reap(s.Pid)
+	s.reaped = true
+	return result{stdout: s.out.text(), stderr: s.errOut.text(), status: ws}
+}
+
+// reap waits for one child; a second call for the same pid returns at once.
+func reap(pid int) unix.WaitStatus {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return ws
+		}
+	}
+}
+
+// execOut runs args in a running container and returns its output and status.
+func execOut(t *testing.T, rt *Runtime, id string, p *specs.Process) result {
+	t.Helper()
+	out, errOut := newCapture(t), newCapture(t)
+	proc, err := rt.Exec(context.Background(), id, p, IO{Stdout: out.w, Stderr: errOut.w})
+	if err != nil {
+		out.text()
+		errOut.text()
+		t.Fatalf("exec %v: %v", p.Args, err)
+	}
+	ws := reap(proc.Pid)
+	return result{stdout: out.text(), stderr: errOut.text(), status: ws}
+}
+
+func proc(args ...string) *specs.Process {
+	return &specs.Process{Args: args, Env: []string{"PATH=/bin"}}
 }

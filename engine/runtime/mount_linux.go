@@ -40,8 +40,17 @@ func (r *rootDir) openIn(path string) (int, error) {
 }
 
 // ensure makes path exist inside the root, as a directory or as an empty
-// file, with the directories above it, and opens it O_PATH.
+// file, with the directories above it, and opens it O_PATH. A dangling
+// symlink on the way is followed inside the root: its target is created
+// there, as runc does.
 func (r *rootDir) ensure(path string, dir bool) (int, error) {
+	return r.ensureDepth(path, dir, 0)
+}
+
+func (r *rootDir) ensureDepth(path string, dir bool, depth int) (int, error) {
+	if depth > 40 {
+		return -1, &os.PathError{Op: "create", Path: filepath.Join(r.path, path), Err: unix.ELOOP}
+	}
 	fd, err := r.openIn(path)
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return fd, err
@@ -50,11 +59,18 @@ func (r *rootDir) ensure(path string, dir bool) (int, error) {
 	if base == "/" || base == "." || base == ".." {
 		return -1, err
 	}
-	pfd, err := r.ensure(parent, true)
+	pfd, err := r.ensureDepth(parent, true, depth+1)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(pfd)
+	if target, lerr := readlinkat(pfd, base); lerr == nil {
+		// A dangling symlink: make what it points to, inside the root.
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(parent, target)
+		}
+		return r.ensureDepth(filepath.Clean("/"+target), dir, depth+1)
+	}
 	if dir {
 		err = unix.Mkdirat(pfd, base, 0o755)
 	} else {
@@ -68,6 +84,15 @@ func (r *rootDir) ensure(path string, dir bool) (int, error) {
 		return -1, &os.PathError{Op: "create", Path: filepath.Join(r.path, path), Err: err}
 	}
 	return r.openIn(path)
+}
+
+func readlinkat(dirfd int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
 }
 
 func fdPath(fd int) string { return "/proc/self/fd/" + strconv.Itoa(fd) }
