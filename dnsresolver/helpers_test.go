@@ -207,6 +207,19 @@ func deadUpstream(t testing.TB) netip.AddrPort {
 	return netip.MustParseAddrPort(pc.LocalAddr().String())
 }
 
+// closedPort returns a loopback address where nothing listens: a query
+// there is refused at once (ICMP port unreachable).
+func closedPort(t testing.TB) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(pc.LocalAddr().String())
+	_ = pc.Close()
+	return addr
+}
+
 // capture is a dns.ResponseWriter that keeps what is written, for tests that
 // run the chain without sockets.
 type capture struct {
