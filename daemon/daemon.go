@@ -70,7 +70,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.engine = eng
-	defer eng.Close()
+	defer func() {
+		// Containers outlive the daemon under the monitor; with none left,
+		// the monitor goes too, so a stopped daemon leaves no process.
+		_ = eng.Containers.ShutdownMonitor(context.Background())
+		eng.Close()
+	}()
 
 	ln, err := listen(cfg.Socket)
 	if err != nil {
