@@ -22,6 +22,9 @@ type job struct {
 	done    chan struct{}
 	err     error
 	created bool // the job added the thing to the store
+	// snapshotCreated says that a download job also unpacked its layer;
+	// set by the job before it is done.
+	snapshotCreated bool
 	current atomic.Int64
 	total   atomic.Int64
 	waiters int // guarded by flight.mu
@@ -96,6 +99,17 @@ func (j *job) addedContent() bool {
 	select {
 	case <-j.done:
 		return j.created
+	default:
+		return false
+	}
+}
+
+// addedSnapshot reports whether the finished job also added its layer's
+// snapshot to the store.
+func (j *job) addedSnapshot() bool {
+	select {
+	case <-j.done:
+		return j.snapshotCreated
 	default:
 		return false
 	}

@@ -2,8 +2,11 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -182,7 +185,7 @@ func (s *Store) pullLayer(ctx context.Context, t *txn, img v1.Image, l v1.Descri
 			if s.hasBlob(l.Digest) {
 				return false, nil
 			}
-			return s.download(ctx, img, l, j)
+			return s.download(ctx, img, l.Digest, diffID, l.Size, j)
 		})
 		err := s.downloads.wait(ctx, j, func() {
 			if cur := j.current.Load(); cur > 0 {
@@ -191,6 +194,9 @@ func (s *Store) pullLayer(ctx context.Context, t *txn, img v1.Image, l v1.Descri
 		})
 		if j.addedContent() {
 			t.add(blobKey(l.Digest))
+		}
+		if j.addedSnapshot() {
+			t.add(snapKey(diffID))
 		}
 		if err != nil {
 			return true, err
@@ -209,10 +215,12 @@ func (s *Store) pullLayer(ctx context.Context, t *txn, img v1.Image, l v1.Descri
 }
 
 // download fetches one layer blob into the store, verified against its
-// digest and size.
-func (s *Store) download(ctx context.Context, img v1.Image, l v1.Descriptor, j *job) (bool, error) {
-	j.total.Store(l.Size)
-	layer, err := img.LayerByDigest(l.Digest)
+// digest and size. When the layer is not unpacked yet it is unpacked from
+// the same stream, so a pull reads and hashes each byte once instead of
+// downloading and then reading the blob again.
+func (s *Store) download(ctx context.Context, img v1.Image, l, diffID v1.Hash, size int64, j *job) (bool, error) {
+	j.total.Store(size)
+	layer, err := img.LayerByDigest(l)
 	if err != nil {
 		return false, classifyRegistry(err)
 	}
@@ -225,24 +233,91 @@ func (s *Store) download(ctx context.Context, img v1.Image, l v1.Descriptor, j *
 	if err != nil {
 		return false, err
 	}
+	defer w.abort()
 	// Stop the copy when every waiter has gone.
 	stop := context.AfterFunc(ctx, func() { rc.Close() })
 	defer stop()
-	_, err = io.Copy(w, &countingReader{r: rc, n: &j.current})
-	if err != nil {
-		w.abort()
+	src := &countingReader{r: rc, n: &j.current}
+	downloadError := func(err error) error {
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return ctx.Err()
 		}
-		if j.current.Load() >= l.Size {
+		if j.current.Load() >= size {
 			// The registry client checks size and digest at the end.
-			return false, classed(errdefs.ErrDataLoss, fmt.Errorf("digest mismatch from the registry: %w", err))
+			return classed(errdefs.ErrDataLoss, fmt.Errorf("digest mismatch from the registry: %w", err))
 		}
-		return false, classifyRegistry(err)
+		return classifyRegistry(err)
 	}
-	_, _, created, err := w.commit(l.Digest, l.Size)
+	if s.hasSnapshot(diffID) {
+		if _, err := io.Copy(w, src); err != nil {
+			return false, downloadError(err)
+		}
+		_, _, created, err := w.commit(l, size)
+		if err != nil {
+			return false, fmt.Errorf("from the registry: %w", err)
+		}
+		return created, nil
+	}
+
+	stage, err := os.MkdirTemp(filepath.Join(s.dir, "tmp"), "unpack-")
+	if err != nil {
+		return false, storageError(err)
+	}
+	defer os.RemoveAll(stage)
+	fsDir := filepath.Join(stage, "fs")
+	if err := os.Mkdir(fsDir, 0o755); err != nil {
+		return false, storageError(err)
+	}
+	pr, pw := io.Pipe()
+	copied := make(chan error, 1)
+	go func() {
+		// The blob is read to its end even when unpacking stops early, so
+		// that a bad layer is told apart from a bad download by its digest.
+		_, err := io.Copy(io.MultiWriter(w, &bestEffort{w: pw}), src)
+		pw.CloseWithError(err)
+		copied <- err
+	}()
+	meta, unpackErr := unpackStream(ctx, pr, fsDir, diffID)
+	if unpackErr == nil {
+		_, unpackErr = io.Copy(io.Discard, pr)
+	}
+	pr.CloseWithError(errUnpackDone)
+	if err := <-copied; err != nil {
+		return false, downloadError(err)
+	}
+	if unpackErr != nil {
+		if w.size != size || w.digest() != l {
+			return false, classed(errdefs.ErrDataLoss, fmt.Errorf("digest mismatch from the registry: got %s (%d bytes), want %s (%d bytes)", w.digest(), w.size, l, size))
+		}
+		return false, fmt.Errorf("unpack layer %s: %w", shortID(l.String()), unpackErr)
+	}
+	_, _, created, err := w.commit(l, size)
 	if err != nil {
 		return false, fmt.Errorf("from the registry: %w", err)
 	}
+	snapCreated, err := s.publishSnapshot(stage, diffID, meta)
+	if err != nil {
+		return created, err
+	}
+	j.snapshotCreated = snapCreated
 	return created, nil
+}
+
+// errUnpackDone closes the pipe to the unpacker once it has stopped.
+var errUnpackDone = errors.New("unpack finished")
+
+// bestEffort writes to w until w fails, then swallows writes: the
+// download goes on to its end without the unpacker.
+type bestEffort struct {
+	w    io.Writer
+	dead bool
+}
+
+func (b *bestEffort) Write(p []byte) (int, error) {
+	if !b.dead {
+		if _, err := b.w.Write(p); err != nil {
+			b.dead = true
+		}
+	}
+	return len(p), nil
 }

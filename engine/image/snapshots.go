@@ -116,11 +116,12 @@ func (s *Store) unpackBlob(ctx context.Context, blob, diffID v1.Hash, j *job) (b
 	if _, err := io.Copy(io.Discard, counted); err != nil {
 		return false, fmt.Errorf("unpack layer %s: %w", shortID(blob.String()), err)
 	}
-	if err := s.publishSnapshot(stage, diffID, meta); err != nil {
+	created, err := s.publishSnapshot(stage, diffID, meta)
+	if err != nil {
 		return false, err
 	}
 	ok = true
-	return true, nil
+	return created, nil
 }
 
 // unpackStream decompresses r, unpacks it into dir and checks that the
@@ -150,24 +151,25 @@ func unpackStream(ctx context.Context, r io.Reader, dir string, diffID v1.Hash) 
 }
 
 // publishSnapshot writes the snapshot's metadata, syncs the unpacked files
-// and renames the staging directory to its place.
-func (s *Store) publishSnapshot(stage string, diffID v1.Hash, meta snapshotMeta) error {
+// and renames the staging directory to its place; created is false when
+// someone else published the snapshot first.
+func (s *Store) publishSnapshot(stage string, diffID v1.Hash, meta snapshotMeta) (created bool, err error) {
 	b, _ := json.Marshal(meta)
 	if err := os.WriteFile(filepath.Join(stage, "meta.json"), b, 0o600); err != nil {
-		return storageError(err)
+		return false, storageError(err)
 	}
 	if err := syncFS(stage); err != nil {
-		return err
+		return false, err
 	}
 	target := s.snapshotDir(diffID)
 	if s.hasSnapshot(diffID) {
-		return os.RemoveAll(stage)
+		return false, os.RemoveAll(stage)
 	}
 	os.RemoveAll(target) // a crash between mkdir and rename cannot leave one, but be sure
 	if err := os.Rename(stage, target); err != nil {
-		return fmt.Errorf("publish snapshot %s: %w", shortID(diffID.String()), err)
+		return false, fmt.Errorf("publish snapshot %s: %w", shortID(diffID.String()), err)
 	}
-	return syncDir(filepath.Dir(target))
+	return true, syncDir(filepath.Dir(target))
 }
 
 // Snapshots returns the unpacked layer directories of an image, topmost
