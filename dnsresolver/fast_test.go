@@ -84,8 +84,8 @@ func TestFastPathAnswersLikeTheChain(t *testing.T) {
 		{"pg.", dns.TypeA, app, 0, true},
 		{"pg.Corp.Example.", dns.TypeA, app, 0, true},
 		{"big.", dns.TypeA, other, 1232, true},
-		{"big.", dns.TypeA, other, 0, false},      // needs truncation
-		{"pg.", dns.TypeA, other, 0, false},       // not this container's link: forwarded
+		{"big.", dns.TypeA, other, 0, false}, // needs truncation
+		{"pg.", dns.TypeA, other, 0, false},  // not this container's link: forwarded
 		{"example.test.", dns.TypeA, other, 0, false},
 		{"web.", dns.TypeMX, other, 0, false},
 		{"web.", dns.TypeA, netip.MustParseAddr("10.78.0.5"), 0, false}, // refused
