@@ -25,10 +25,10 @@ type job struct {
 	// snapshotCreated says that a download job also unpacked its layer;
 	// set by the job before it is done.
 	snapshotCreated bool
-	current atomic.Int64
-	total   atomic.Int64
-	waiters int // guarded by flight.mu
-	cancel  context.CancelFunc
+	current         atomic.Int64
+	total           atomic.Int64
+	waiters         int // guarded by flight.mu
+	cancel          context.CancelFunc
 }
 
 // join returns the job running for key, or starts fn as one. leader says
