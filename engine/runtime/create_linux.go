@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/engine/runtime/cgroups"
 	"github.com/berth-dev/berth/engine/runtime/seccomp"
 	"github.com/berth-dev/berth/internal/failpoint"
 )
@@ -104,11 +105,12 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	if err := cg.Create(); err != nil {
 		return Process{}, err
 	}
-	warnings, err := cg.Set(spec.Linux.Resources)
-	for _, w := range warnings {
-		r.log.Warn("container "+rec.ID+": "+w, "container", rec.ID)
-	}
-	if err != nil {
+	// The pids limit waits until setup is done: the setup stage is a Go
+	// program, whose threads count against pids.max, and a container
+	// limited to a handful of processes must still start. Its threads end
+	// at execve.
+	res, pids := splitPids(spec.Linux.Resources)
+	if err := r.setResources(rec.ID, cg, res); err != nil {
 		return Process{}, err
 	}
 	var prog seccomp.Program
@@ -167,6 +169,14 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	if err != nil {
 		return Process{}, err
 	}
+	if pids != nil {
+		if err := r.setResources(rec.ID, cg, pids); err != nil {
+			if console != nil {
+				console.Close()
+			}
+			return Process{}, err
+		}
+	}
 	rec.Ready, rec.Pid, rec.Spec = true, c.pid, spec
 	rec.PidStart, err = startTime(c.pid)
 	if err == nil {
@@ -181,6 +191,24 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	ok = true
 	c.ch.close()
 	return Process{Pid: c.pid, Console: console}, nil
+}
+
+// splitPids separates the pids limit from the other resources.
+func splitPids(r *specs.LinuxResources) (rest, pids *specs.LinuxResources) {
+	if r == nil || r.Pids == nil {
+		return r, nil
+	}
+	cp := *r
+	cp.Pids = nil
+	return &cp, &specs.LinuxResources{Pids: r.Pids}
+}
+
+func (r *Runtime) setResources(id string, cg cgroups.Cgroup, res *specs.LinuxResources) error {
+	warnings, err := cg.Set(res)
+	for _, w := range warnings {
+		r.log.Warn("container "+id+": "+w, "container", id)
+	}
+	return err
 }
 
 // handshake sends the bootstrap and reads the child's messages until it is

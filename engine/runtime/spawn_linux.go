@@ -87,7 +87,10 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 	// The child resolves its own binary through the descriptor it gets at
 	// exeIdx: the path is read by execve after the descriptors are in place.
 	path := "/proc/self/fd/" + strconv.Itoa(exeIdx)
-	env := []string{fmt.Sprintf("%s=%d,%d,%d", initEnv, syncIdx, fifoIdx, exeIdx)}
+	// One P and no GC: the setup stage allocates little and lives briefly,
+	// and each thread it does not start is one that a pids limit does not
+	// count and execve does not have to tear down.
+	env := []string{fmt.Sprintf("%s=%d,%d,%d", initEnv, syncIdx, fifoIdx, exeIdx), "GOMAXPROCS=1", "GOGC=off"}
 	attr := &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
