@@ -21,6 +21,14 @@ import (
 // network created in parallel with its DNS); queries arrive once it has.
 func (n *network) listen(sockets int) error {
 	addr := n.addr.String()
+	// TCP first, and without SO_REUSEPORT: if another process (another berth
+	// daemon, a host DNS server) has the address, this bind fails, where UDP
+	// sockets with SO_REUSEPORT might silently join its group.
+	tcpConfig := net.ListenConfig{Control: socketOptions(false)}
+	ln, err := tcpConfig.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return err
+	}
 	udpConfig := net.ListenConfig{Control: socketOptions(true)}
 	var conns []*net.UDPConn
 	closeAll := func() {
@@ -32,15 +40,10 @@ func (n *network) listen(sockets int) error {
 		pc, err := udpConfig.ListenPacket(context.Background(), "udp", addr)
 		if err != nil {
 			closeAll()
+			_ = ln.Close()
 			return err
 		}
 		conns = append(conns, pc.(*net.UDPConn))
-	}
-	tcpConfig := net.ListenConfig{Control: socketOptions(false)}
-	ln, err := tcpConfig.Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		closeAll()
-		return err
 	}
 	tcp := &dns.Server{
 		Listener:      ln,

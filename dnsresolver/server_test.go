@@ -386,3 +386,32 @@ func TestRemoveNetworkFreesTheAddress(t *testing.T) {
 		t.Error("Addr still knows the removed network")
 	}
 }
+
+func TestAddressInUseIsAnError(t *testing.T) {
+	t.Parallel()
+	// Another resolver holds the gateway address: berth must say so, not
+	// share its UDP port with it.
+	for _, proto := range []string{"tcp", "udp"} {
+		sub := loopbackSubnet()
+		addr := netip.AddrPortFrom(host(sub, 1), DefaultPort).String()
+		var closer interface{ Close() error }
+		var err error
+		if proto == "tcp" {
+			closer, err = net.Listen("tcp", addr)
+		} else {
+			closer, err = net.ListenPacket("udp", addr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newTestServer(t, Config{Upstreams: []netip.AddrPort{}})
+		if err := s.AddNetwork(Network{Name: "n", Gateway: host(sub, 1), Subnet: sub}); err == nil {
+			t.Errorf("%s %s taken by another socket, AddNetwork succeeded", proto, addr)
+		}
+		_ = closer.Close()
+		// Nothing of the failed attempt stays bound.
+		if err := s.AddNetwork(Network{Name: "n", Gateway: host(sub, 1), Subnet: sub}); err != nil {
+			t.Errorf("after the other socket closed: %v", err)
+		}
+	}
+}
