@@ -85,6 +85,9 @@ func ErrorFromStatus(status int, message string) error {
 	// AlreadyExists and Conflict share 409; the message tells them apart only
 	// for a human, so 409 comes back as Conflict, which IsAlreadyExists
 	// callers must also accept.
+	if status == http.StatusConflict {
+		return withMessage(errdefs.ErrConflict, message)
+	}
 	for _, c := range classes {
 		if c.status == status {
 			return withMessage(c.class, message)

@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"path"
@@ -14,7 +15,12 @@ import (
 	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 func repoBase(ref string) string {
@@ -301,3 +307,41 @@ func TestServerHost(t *testing.T) {
 }
 
 func httpRequest(u string) (*http.Request, error) { return http.NewRequest(http.MethodGet, u, nil) }
+
+// TestHostileLayerFromARegistryIsRefused guards the pull path, which
+// unpacks layers straight from the download: a layer that writes through a
+// symlink is refused there too, and nothing is left behind.
+func TestHostileLayerFromARegistryIsRefused(t *testing.T) {
+	t.Parallel()
+	reg := imagetest.StartRegistry(t, imagetest.AuthNone)
+	outside := t.TempDir()
+	hostile := makeTar(t, symlink("d", outside), file("d/pwned", "x"))
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(hostile)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/evil/image:1"
+	nref, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(nref, img); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newStore(t, Options{})
+	before := imagetest.ListTree(t, s.Dir())
+	_, err = s.Pull(context.Background(), ref, PullOptions{})
+	if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "symlink") {
+		t.Fatalf("pull of a hostile layer: %v", err)
+	}
+	if after := imagetest.ListTree(t, s.Dir()); !slices.Equal(before, after) {
+		t.Fatalf("store changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("the layer wrote outside: %v", entries)
+	}
+}
