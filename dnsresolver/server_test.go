@@ -415,3 +415,66 @@ func TestAddressInUseIsAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestMalformedPacketsAndAnswersGetNoReply(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{}})
+	sub := loopbackNetwork(t, s, "n")
+	if err := s.SetEndpoints("n", webReplicas(sub, 1)); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := s.Addr("n")
+	conn, err := net.Dial("udp", srv.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	answer := new(dns.Msg)
+	answer.SetQuestion("web.", dns.TypeA)
+	answer.Response = true
+	answer.Id = 1
+	answerBytes, _ := answer.Pack()
+	for _, junk := range [][]byte{
+		{0x12},
+		{0, 1, 1, 0, 0, 5, 0, 0, 0, 0, 0, 0}, // five questions announced, none there
+		{0, 2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1}, // name pointing at itself
+		answerBytes,                // an answer: replying would start a ping-pong
+		make([]byte, maxQuery+100), // too big to be a query
+	} {
+		if _, err := conn.Write(junk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Then two real queries, one per path (web on the fast path, a name with
+	// no upstream through the chain, like the junk).
+	want := map[uint16]int{100: dns.RcodeSuccess, 101: dns.RcodeServerFailure}
+	for id, name := range map[uint16]string{100: "web.", 101: "elsewhere.test."} {
+		q := new(dns.Msg)
+		q.SetQuestion(name, dns.TypeA)
+		q.Id = id
+		b, _ := q.Pack()
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 65536)
+	for len(want) > 0 {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		k, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for the answers to %v: %v", want, err)
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(buf[:k]); err != nil {
+			t.Fatalf("a reply that does not parse: %v", err)
+		}
+		rcode, ok := want[m.Id]
+		if !ok {
+			t.Fatalf("a reply to junk: %v", m)
+		}
+		if m.Rcode != rcode {
+			t.Errorf("query %d: rcode %s", m.Id, dns.RcodeToString[m.Rcode])
+		}
+		delete(want, m.Id)
+	}
+}
