@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+func (p *project) idsByService() map[string][]string {
+	out := map[string][]string{}
+	for _, e := range p.ps() {
+		out[e.Service] = append(out[e.Service], e.ID)
+	}
+	return out
+}
+
+// lastProbe is the last "workers=N" line the probe service printed.
+func (p *project) lastProbe() string {
+	lines := strings.Split(strings.TrimSpace(p.berth("logs", "--no-log-prefix", "--tail", "1", "probe")), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestComposeLifecycle(t *testing.T) {
+	p := newProject(t, "app", "app")
+	p.importBusybox()
+	p.berth("up", "-d")
+
+	before := p.idsByService()
+	for _, svc := range []string{"kv", "web", "worker", "probe"} {
+		if len(before[svc]) != 1 {
+			t.Fatalf("service %s has %d containers after up: %v", svc, len(before[svc]), before)
+		}
+	}
+
+	// The published port answers on the host, with what web fetched from
+	// kv through its link alias.
+	addr := strings.TrimSpace(p.berth("port", "web", "80"))
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("port web 80 = %q", addr)
+	}
+	testutil.Eventually(t, 15*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/index.html")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if strings.TrimSpace(string(body)) != "stored-value" {
+			return fmt.Errorf("web answered %q", body)
+		}
+		return nil
+	})
+
+	// A converged project: up again changes nothing.
+	p.berth("up", "-d")
+	if again := p.idsByService(); fmt.Sprint(again) != fmt.Sprint(before) {
+		t.Fatalf("second up replaced containers:\nbefore %v\nafter  %v", before, again)
+	}
+	if plan := p.berth("up", "-d", "--dry-run"); strings.Contains(plan, "create") || strings.Contains(plan, "recreate") {
+		t.Fatalf("dry run of a converged project plans work:\n%s", plan)
+	}
+
+	// An edit to one service recreates that service only.
+	edited := p.idsEditingEnv(t, "MODE=fast")
+	for svc, ids := range edited {
+		changed := ids[0] != before[svc][0]
+		if changed != (svc == "worker") {
+			t.Errorf("after editing worker, %s changed=%v", svc, changed)
+		}
+	}
+
+	// Scale 1 -> 3 -> 1, with DNS following.
+	p.berth("up", "-d", "--scale", "worker=3")
+	if n := len(p.idsByService()["worker"]); n != 3 {
+		t.Fatalf("scale to 3: %d workers", n)
+	}
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if got := p.lastProbe(); got != "workers=3" {
+			return fmt.Errorf("probe says %q", got)
+		}
+		return nil
+	})
+	p.berth("up", "-d", "--scale", "worker=1")
+	if names := p.namesOf("worker"); len(names) != 1 || names[0] != "app-worker-1" {
+		t.Fatalf("scale down kept %v, want app-worker-1", names)
+	}
+	testutil.Eventually(t, 15*time.Second, func() error {
+		if got := p.lastProbe(); got != "workers=1" {
+			return fmt.Errorf("probe says %q", got)
+		}
+		return nil
+	})
+
+	// stop, start, pause, unpause, restart.
+	p.berth("stop", "-t", "1", "worker")
+	if st := p.stateOf("worker"); st != "exited" {
+		t.Fatalf("after stop, worker is %s", st)
+	}
+	p.berth("start", "worker")
+	p.berth("pause", "worker")
+	if st := p.stateOf("worker"); st != "paused" {
+		t.Fatalf("after pause, worker is %s", st)
+	}
+	p.berth("unpause", "worker")
+	p.berth("restart", "-t", "1", "worker")
+	if st := p.stateOf("worker"); st != "running" {
+		t.Fatalf("after restart, worker is %s", st)
+	}
+
+	// down -v takes the named volume too (the leak check covers the rest).
+	p.berth("down", "-v", "-t", "1")
+	if vols, err := os.ReadDir(filepath.Join(p.root, "volumes")); err != nil || len(vols) != 0 {
+		t.Fatalf("volumes left after down -v: %v %v", vols, err)
+	}
+}
+
+func (p *project) idsEditingEnv(t *testing.T, env string) map[string][]string {
+	t.Helper()
+	cmd := []string{"up", "-d"}
+	p.t.Setenv(strings.Split(env, "=")[0], strings.Split(env, "=")[1])
+	p.berth(cmd...)
+	return p.idsByService()
+}
+
+func (p *project) namesOf(service string) []string {
+	var names []string
+	for _, e := range p.ps("-a") {
+		if e.Service == service {
+			names = append(names, e.Name)
+		}
+	}
+	return names
+}
+
+func (p *project) stateOf(service string) string {
+	for _, e := range p.ps("-a") {
+		if e.Service == service {
+			return e.State
+		}
+	}
+	return "missing"
+}
