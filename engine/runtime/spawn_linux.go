@@ -141,52 +141,67 @@ func forkFromNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path stri
 		pid int
 		err error
 	}
+	work := func(out chan<- result) {
+		goruntime.LockOSThread() // never unlocked
+		pid, err := forkInNamespaces(joins, pidfd, pidfdFlags, path, argv, attr)
+		out <- result{pid, err}
+	}
 	done := make(chan result, 1)
 	go func() {
 		goruntime.LockOSThread()
-		pid, err := func() (int, error) {
-			// Open every namespace first: entering one changes what the
-			// next path means.
-			fds := make([]int, 0, len(joins))
-			defer func() {
-				for _, fd := range fds {
-					unix.Close(fd)
-				}
-			}()
-			for _, j := range joins {
-				fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-				if err != nil {
-					return 0, fmt.Errorf("open %s namespace %s: %w", j.Type, j.Path, err)
-				}
-				fds = append(fds, fd)
-			}
-			if pidfd >= 0 {
-				if pidfdFlags&unix.CLONE_NEWNS != 0 {
-					if err := unix.Unshare(unix.CLONE_FS); err != nil {
-						return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
-					}
-				}
-				if err := unix.Setns(pidfd, int(pidfdFlags)); err != nil {
-					return 0, fmt.Errorf("enter the container's namespaces: %w", err)
-				}
-			}
-			for i, j := range joins {
-				if j.Type == specs.MountNamespace {
-					// A thread sharing its filesystem context with others may not change mount namespace.
-					if err := unix.Unshare(unix.CLONE_FS); err != nil {
-						return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
-					}
-				}
-				if err := unix.Setns(fds[i], int(cloneFlag(j.Type))); err != nil {
-					return 0, fmt.Errorf("enter %s namespace %s: %w", j.Type, j.Path, err)
-				}
-			}
-			return syscall.ForkExec(path, argv, attr)
-		}()
-		done <- result{pid, err}
+		if unix.Gettid() != unix.Getpid() {
+			work(done)
+			return
+		}
+		// The main thread: its namespaces are what /proc/self shows and it
+		// can never exit, so it must not enter any. Holding it, hand the
+		// work to another goroutine, which then cannot land on it.
+		inner := make(chan result, 1)
+		go work(inner)
+		done <- <-inner
+		goruntime.UnlockOSThread()
 	}()
 	res := <-done
 	return res.pid, res.err
+}
+
+// forkInNamespaces runs on a locked thread that is thrown away afterwards.
+func forkInNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	// Open every namespace first: entering one changes what the next path means.
+	fds := make([]int, 0, len(joins))
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for _, j := range joins {
+		fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return 0, fmt.Errorf("open %s namespace %s: %w", j.Type, j.Path, err)
+		}
+		fds = append(fds, fd)
+	}
+	mnt := pidfdFlags&unix.CLONE_NEWNS != 0
+	for _, j := range joins {
+		mnt = mnt || j.Type == specs.MountNamespace
+	}
+	if mnt {
+		// A thread sharing its filesystem context with others may not change mount namespace.
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return 0, fmt.Errorf("unshare(CLONE_FS): %w", err)
+		}
+	}
+	if pidfd >= 0 {
+		if err := unix.Setns(pidfd, int(pidfdFlags)); err != nil {
+			return 0, fmt.Errorf("enter the container's namespaces: %w", err)
+		}
+	}
+	for i, j := range joins {
+		if err := unix.Setns(fds[i], int(cloneFlag(j.Type))); err != nil {
+			return 0, fmt.Errorf("enter %s namespace %s: %w", j.Type, j.Path, err)
+		}
+	}
+	return syscall.ForkExec(path, argv, attr)
 }
 
 // writeIDMaps writes a child's uid and gid maps, as the host's root.
