@@ -4,12 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -65,6 +67,53 @@ func BenchmarkUnpack100MB(b *testing.B) {
 		}
 		b.StopTimer()
 		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+}
+
+// BenchmarkPull200MB pulls an image with one 200 MB layer of random data
+// (gzip cannot shrink it) from a registry on loopback into an empty store:
+// download, digest check, unpack and sync, as `berth image pull` does.
+func BenchmarkPull200MB(b *testing.B) {
+	testutil.RequireRoot(b)
+	reg := imagetest.StartRegistry(b, imagetest.AuthNone)
+	ref := reg.Host + "/bench/big:1"
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	data := make([]byte, 200<<20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < len(data); i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
+	}
+	tw.WriteHeader(&tar.Header{Name: "random.bin", Typeflag: tar.TypeReg, Size: int64(len(data)), Mode: 0o644})
+	tw.Write(data)
+	tw.Close()
+	src, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	img, err := src.Create(context.Background(), CreateOptions{Layers: []NewLayer{{Tar: &buf}}, Tags: []string{ref}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := src.Push(context.Background(), ref, PushOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(img.Layers[0].Size)
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		dst, err := Open(b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if _, err := dst.Pull(context.Background(), ref, PullOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		dst.Close()
 		b.StartTimer()
 	}
 }

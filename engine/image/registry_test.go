@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,12 +16,15 @@ import (
 	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/containerd/errdefs"
 	"github.com/google/go-containerregistry/pkg/authn"
+	comp "github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func repoBase(ref string) string {
@@ -345,3 +349,57 @@ func TestHostileLayerFromARegistryIsRefused(t *testing.T) {
 		t.Fatalf("the layer wrote outside: %v", entries)
 	}
 }
+
+// TestPullUnpacksZstdGzipAndPlainLayers pulls an image whose layers come
+// in each compression a registry may serve.
+func TestPullUnpacksZstdGzipAndPlainLayers(t *testing.T) {
+	t.Parallel()
+	reg := imagetest.StartRegistry(t, imagetest.AuthNone)
+	var layers []v1.Layer
+	for _, c := range []comp.Compression{comp.ZStd, comp.GZip, comp.None} {
+		content := makeTar(t, file(string(c)+".txt", "compressed with "+string(c)+"\n"))
+		var l v1.Layer
+		var err error
+		if c == comp.None {
+			l, err = partial.UncompressedToLayer(&plainLayer{tar: content})
+		} else {
+			l, err = tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil }, tarball.WithCompression(c))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Host + "/compressions/image:1"
+	nref, _ := name.ParseReference(ref)
+	if err := remote.Write(nref, img); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := newStore(t, Options{})
+	got, err := s.Pull(context.Background(), ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, err := s.Snapshots(context.Background(), got.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []string{"none", "gzip", "zstd"} {
+		if b, err := os.ReadFile(filepath.Join(dirs[i], c+".txt")); err != nil || string(b) != "compressed with "+c+"\n" {
+			t.Errorf("layer %s: %q, %v (media type %s)", c, b, err, got.Layers[2-i].MediaType)
+		}
+	}
+}
+
+// plainLayer is an uncompressed layer for the registry client.
+type plainLayer struct{ tar []byte }
+
+func (p *plainLayer) DiffID() (v1.Hash, error) { return digestOf(p.tar), nil }
+func (p *plainLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(p.tar)), nil
+}
+func (p *plainLayer) MediaType() (types.MediaType, error) { return types.OCIUncompressedLayer, nil }

@@ -57,7 +57,7 @@ type Registry struct {
 }
 
 // StartRegistry starts a registry with the given auth mode.
-func StartRegistry(t *testing.T, auth string) *Registry {
+func StartRegistry(t testing.TB, auth string) *Registry {
 	t.Helper()
 	bin := testutil.RequireCommand(t, "docker-registry")[0]
 	dir := t.TempDir()
@@ -202,7 +202,7 @@ func (r *Registry) BlobData(digest string) string {
 	return filepath.Join(r.Storage, "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -226,7 +226,7 @@ type tokenServer struct {
 	certDER  []byte
 }
 
-func newTokenServer(t *testing.T, dir string) *tokenServer {
+func newTokenServer(t testing.TB, dir string) *tokenServer {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
