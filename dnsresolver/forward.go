@@ -87,7 +87,12 @@ func (s *Server) exchange(ctx context.Context, r *dns.Msg, ups []netip.AddrPort)
 // try asks one upstream, over UDP and then, if the answer is truncated, TCP.
 func (s *Server) try(ctx context.Context, q *dns.Msg, u netip.AddrPort) *dns.Msg {
 	c := &dns.Client{Net: "udp", Timeout: s.perTry, UDPSize: ednsSize}
-	resp, _, err := c.ExchangeContext(ctx, q, u.String())
+	pc, err := s.conns.get(c, u)
+	if err != nil {
+		return nil
+	}
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, pc.conn)
+	s.conns.put(u, pc, err == nil)
 	if err == nil && resp.Truncated {
 		c.Net = "tcp"
 		resp, _, err = c.ExchangeContext(ctx, q, u.String())
@@ -96,6 +101,69 @@ func (s *Server) try(ctx context.Context, q *dns.Msg, u netip.AddrPort) *dns.Msg
 		return nil
 	}
 	return resp
+}
+
+// connPool keeps connected UDP sockets to the upstreams between queries, so
+// a forwarded query costs a write and a read rather than a socket, a connect
+// and a close. A socket serves one query at a time; answers to an earlier
+// query that timed out are skipped by their ID. Sockets are retired after
+// maxConnAge so the source port keeps changing (a spoofer must guess it).
+type connPool struct {
+	mu   sync.Mutex // guards idle
+	idle map[netip.AddrPort][]pooledConn
+}
+
+type pooledConn struct {
+	conn *dns.Conn
+	born time.Time
+}
+
+const (
+	maxIdlePerUpstream = 32
+	maxConnAge         = 30 * time.Second
+)
+
+func (p *connPool) get(c *dns.Client, u netip.AddrPort) (pooledConn, error) {
+	p.mu.Lock()
+	for list := p.idle[u]; len(list) > 0; list = p.idle[u] {
+		pc := list[len(list)-1]
+		p.idle[u] = list[:len(list)-1]
+		if time.Since(pc.born) < maxConnAge {
+			p.mu.Unlock()
+			return pc, nil
+		}
+		_ = pc.conn.Close()
+	}
+	p.mu.Unlock()
+	conn, err := c.Dial(u.String())
+	if err != nil {
+		return pooledConn{}, err
+	}
+	return pooledConn{conn: conn, born: time.Now()}, nil
+}
+
+// put gives a socket back after a query; one that failed is closed, since a
+// late answer or an error state may linger on it.
+func (p *connPool) put(u netip.AddrPort, pc pooledConn, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !ok || p.idle == nil || len(p.idle[u]) >= maxIdlePerUpstream {
+		_ = pc.conn.Close()
+		return
+	}
+	p.idle[u] = append(p.idle[u], pc)
+}
+
+// close closes every idle socket; sockets in use are closed when put back.
+func (p *connPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range p.idle {
+		for _, pc := range list {
+			_ = pc.conn.Close()
+		}
+	}
+	p.idle = nil
 }
 
 // sameQuestion reports whether resp answers q's question: an answer to

@@ -223,3 +223,19 @@ func TestRefusesSourcesOutsideTheNetwork(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkForward(b *testing.B) {
+	up := startUpstream(b, answerA("example.test", "192.0.2.7"))
+	s := newTestServer(b, Config{Upstreams: []netip.AddrPort{up.Addr}})
+	sub := netip.MustParsePrefix("10.77.0.0/24")
+	n := s.newNetwork(Network{Name: "n", Gateway: host(sub, 1), Subnet: sub, Port: DefaultPort})
+	q := new(dns.Msg)
+	q.SetQuestion("example.test.", dns.TypeA)
+	pkt, _ := q.Pack()
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := viaChain(n, pkt, host(sub, 9)); len(out) != 1 {
+			b.Fatal("no answer")
+		}
+	}
+}

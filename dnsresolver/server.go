@@ -33,7 +33,8 @@ type Server struct {
 	ttl       uint32        // of berth's own answers, in seconds
 	perTry    time.Duration // bounds one try of one upstream
 	upstreams *upstreamSource
-	sockets   int // UDP sockets per listener
+	conns     connPool // sockets to the upstreams, kept between queries
+	sockets   int      // UDP sockets per listener
 
 	mu       sync.Mutex // guards networks
 	networks map[string]*network
@@ -51,6 +52,7 @@ func New(cfg Config) *Server {
 		sockets:   cfg.Sockets,
 		networks:  make(map[string]*network),
 	}
+	s.conns.idle = make(map[netip.AddrPort][]pooledConn)
 	if cfg.TTL > 0 {
 		s.ttl = uint32(cfg.TTL.Seconds())
 	}
@@ -143,6 +145,7 @@ func (s *Server) Close() error {
 	for _, n := range nets {
 		n.close()
 	}
+	s.conns.close()
 	return nil
 }
 
