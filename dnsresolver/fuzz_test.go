@@ -52,9 +52,9 @@ func FuzzHandler(f *testing.F) {
 			checkReply(t, parsed, fast)
 		}
 		replies := viaChain(n, pkt, src)
-		if parseErr != nil || parsed.Response {
+		if parseErr != nil || parsed.Response || be16(pkt[4:]) != 1 || len(parsed.Question) != 1 {
 			if len(replies) != 0 {
-				t.Fatalf("replied to a packet that is no query (parse error %v)", parseErr)
+				t.Fatalf("replied to a packet that is no one-question query (parse error %v)", parseErr)
 			}
 			return
 		}

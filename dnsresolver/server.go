@@ -19,13 +19,14 @@ import (
 //
 // Lifecycle, as the daemon drives it:
 //
-//	s := dnsresolver.New(dnsresolver.Config{})
-//	s.AddNetwork(Network{Name: "proj_default", Gateway: gw, Subnet: subnet}) // network created (or found at daemon start)
-//	s.PutEndpoint("proj_default", Endpoint{Container: "proj-web-1", IP: ip, Service: "web"}) // address allocated, before the process starts
-//	s.RemoveEndpoint("proj_default", "proj-web-1")                  // container stopped or removed
-//	s.SetEndpoints("proj_default", all)                            // resync: the whole truth at once
-//	s.RemoveNetwork("proj_default")                                // network removed
-//	s.Close()                                                      // daemon shutdown
+//	s := dnsresolver.New(dnsresolver.Config{})        // daemon start
+//	s.AddNetwork(dnsresolver.Network{Name: "proj_default", Gateway: gw, Subnet: sub})
+//	                                                  // network created, or found at start
+//	s.PutEndpoint("proj_default", ep)                 // address allocated, before the process starts
+//	s.RemoveEndpoint("proj_default", "proj-web-1")    // container stopped or removed
+//	s.SetEndpoints("proj_default", all)               // resync: the whole truth at once
+//	s.RemoveNetwork("proj_default")                   // network removed
+//	s.Close()                                         // daemon shutdown
 //
 // All methods are safe for concurrent use. Record changes are visible to the
 // next query, with no restart of any listener.

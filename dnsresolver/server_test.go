@@ -478,3 +478,60 @@ func TestMalformedPacketsAndAnswersGetNoReply(t *testing.T) {
 		delete(want, m.Id)
 	}
 }
+
+func TestQueriesDuringUpdatesSeeWholeVersions(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{}})
+	sub := loopbackNetwork(t, s, "n")
+	srv, _ := s.Addr("n")
+	versionA := webReplicas(sub, 3)
+	versionB := []Endpoint{
+		{Container: "proj-web-8", IP: host(sub, 21), Service: "web"},
+		{Container: "proj-web-9", IP: host(sub, 22), Service: "web"},
+	}
+	wantA := addrList(versionA)
+	wantB := addrList(versionB)
+	if err := s.SetEndpoints("n", versionA); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	updates := make(chan error, 1)
+	go func() {
+		defer close(updates)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			eps := versionA
+			if i%2 == 1 {
+				eps = versionB
+			}
+			if err := s.SetEndpoints("n", eps); err != nil {
+				updates <- err
+				return
+			}
+		}
+	}()
+	for range 300 {
+		for _, proto := range []string{"udp", "tcp"} {
+			got := sorted(addrsOf(ask(t, srv, netip.Addr{}, proto, "web", dns.TypeA)))
+			if !slices.Equal(got, wantA) && !slices.Equal(got, wantB) {
+				t.Fatalf("%s: answer %v mixes two versions of the records", proto, got)
+			}
+		}
+	}
+	close(done)
+	if err := <-updates; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func addrList(eps []Endpoint) []string {
+	var out []string
+	for _, ep := range eps {
+		out = append(out, ep.IP.String())
+	}
+	return sorted(out)
+}

@@ -51,11 +51,13 @@ func (n *network) serveUDP(conn *net.UDPConn) {
 }
 
 // servePacket runs the chain for one datagram. A packet that does not parse
-// as a DNS message is dropped without a word: any reply to garbage can serve
-// to reflect or amplify traffic.
+// as a DNS message, or is not one question (whatever its header claims;
+// miekg/dns tolerates counts larger than the records present), is dropped
+// without a word: any reply to garbage can serve to reflect traffic, and no
+// real client sends such a query.
 func (n *network) servePacket(pkt []byte, w dns.ResponseWriter) {
 	m := new(dns.Msg)
-	if err := m.Unpack(pkt); err != nil {
+	if err := m.Unpack(pkt); err != nil || be16(pkt[4:]) != 1 || len(m.Question) != 1 {
 		return
 	}
 	n.handler.ServeDNS(w, m)
