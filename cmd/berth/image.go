@@ -260,13 +260,14 @@ func imageRows(images []image.Summary, noTrunc bool) []imageRow {
 			Digest: "<none>", ID: id, SharedSize: "N/A", Size: humanSize(img.Size), UniqueSize: "N/A",
 			VirtualSize: humanSize(img.Size), Repository: "<none>", Tag: "<none>",
 		}
-		digests := map[string]string{} // repository -> digest
+		digests := map[string]string{} // familiar repository -> digest
 		for _, d := range img.RepoDigests {
-			if repo, digest, ok := strings.Cut(d, "@"); ok {
-				digests[image.Familiar(repo+":latest")] = digest
-				if r, err := image.ParseReference(d); err == nil {
-					digests[r.FamiliarName()] = digest
-				}
+			repo, digest, ok := strings.Cut(d, "@")
+			if !ok {
+				continue
+			}
+			if r, err := image.ParseReference(repo); err == nil {
+				digests[r.FamiliarName()] = digest
 			}
 		}
 		if len(img.RepoTags) == 0 {

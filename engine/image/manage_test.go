@@ -64,7 +64,7 @@ func TestReferencesAreNormalisedAsDockerDoes(t *testing.T) {
 			t.Errorf("%s: got %s / %s, want %s / %s", in, r.String(), r.Familiar(), want[0], want[1])
 		}
 	}
-	for _, bad := range []string{"", "Busybox", "a b", "busybox:", ":tag", "UPPER/case:x", "a@sha256:short"} {
+	for _, bad := range []string{"", "Busybox", "a b", "busybox:", ":tag", "upper/CASE:x", "a@sha256:short"} {
 		if _, err := ParseReference(bad); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("%q: want an invalid-argument error, got %v", bad, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -23,26 +24,27 @@ type Reference struct {
 	Digest     string // "sha256:..."; empty for a tag
 }
 
-// ParseReference normalises a reference as docker does: "busybox" is
+// ParseReference normalises a reference as docker does, with docker's own
+// grammar (distribution/reference): "busybox" is
 // docker.io/library/busybox:latest. An unparsable reference is an
 // invalid-argument error.
 func ParseReference(s string) (Reference, error) {
 	if s == "" {
 		return Reference{}, errdefs.ErrInvalidArgument.WithMessage("invalid reference format: empty")
 	}
-	ref, err := name.ParseReference(s)
+	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
 		return Reference{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid reference format %q: %v", s, err))
 	}
-	r := Reference{Registry: ref.Context().RegistryStr(), Repository: ref.Context().RepositoryStr()}
+	named = reference.TagNameOnly(named)
+	r := Reference{Registry: reference.Domain(named), Repository: reference.Path(named)}
 	if r.Registry == name.DefaultRegistry {
 		r.Registry = dockerHub
 	}
-	switch ref := ref.(type) {
-	case name.Tag:
-		r.Tag = ref.TagStr()
-	case name.Digest:
-		r.Digest = ref.DigestStr()
+	if d, ok := named.(reference.Digested); ok {
+		r.Digest = d.Digest().String()
+	} else if t, ok := named.(reference.Tagged); ok {
+		r.Tag = t.Tag()
 	}
 	return r, nil
 }
