@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,8 +59,16 @@ func unescapeMountPath(s string) string {
 }
 
 func leakedLinks(root string) []string {
-	links, err := netlink.LinkList()
-	if err != nil {
+	// A dump races with links that other tests make and remove at the same
+	// time (the kernel flags it interrupted): ask again.
+	var links []netlink.Link
+	var err error
+	for range 20 {
+		if links, err = netlink.LinkList(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return []string{errf("list links: %v", err)}
 	}
 	prefix := rootid.LinkPrefix(root)
