@@ -46,6 +46,9 @@ type Daemon struct {
 	started  time.Time
 	engine   *engine.Engine
 	projects projects
+	watches  watches
+	// ctx ends when the daemon stops: watches and streams end with it.
+	ctx context.Context
 }
 
 // Run serves the API until ctx is cancelled, then stops cleanly.
@@ -70,6 +73,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	d.engine = eng
+	var stopWatches context.CancelFunc
+	d.ctx, stopWatches = context.WithCancel(context.Background())
+	defer stopWatches()
 	defer func() {
 		// Containers outlive the daemon under the monitor; with none left,
 		// the monitor goes too, so a stopped daemon leaves no process.
@@ -86,12 +92,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	d.resumeWatches()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
 	case <-ctx.Done():
 	}
 	cfg.Log.Info("berth daemon stopping")
+	stopWatches()
+	d.stopAllWatches()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -153,6 +162,7 @@ func (d *Daemon) routes() http.Handler {
 	})
 	d.imageRoutes(mux)
 	d.projectRoutes(mux)
+	d.watchRoutes(mux)
 	api.RegisterContainerRoutes(mux, d.engine.Containers)
 	return mux
 }

@@ -103,43 +103,59 @@ func (d *Daemon) up(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// Up makes the project converge: observe, plan, apply. Images are built or
-// pulled first, then the plan is made again, so that containers are
-// compared with the images they will run.
+// Up makes the project converge: observe, plan, apply.
 func (d *Daemon) Up(ctx context.Context, req UpRequest, sink progress.Sink) (UpResult, error) {
 	p := req.Project
-	defer d.projects.lock(p.Name)()
 	// The request's context ends when the CLI goes away (Ctrl-C): the
 	// convergence already under way finishes, as docker compose's does.
 	ctx = context.WithoutCancel(ctx)
+	if req.DryRun {
+		defer d.projects.lock(p.Name)()
+		obs, err := reconcile.Observe(ctx, d.engine, p.Name, p)
+		if err != nil {
+			return UpResult{}, err
+		}
+		plan, err := reconcile.PlanUp(p, obs, req.Options)
+		return UpResult{Plan: plan.String(), Changed: !plan.Empty()}, err
+	}
+	plan, err := d.converge(ctx, p, req.Options, req.Timeout, sink)
+	return UpResult{Plan: plan.String(), Changed: !plan.Empty()}, err
+}
+
+// converge is one pass for a project, under its lock. Images are built or
+// pulled first, then the plan is made again, so that containers are
+// compared with the images they will run. It returns what it planned.
+func (d *Daemon) converge(ctx context.Context, p *manifest.Project, opts reconcile.Options, timeout *time.Duration, sink progress.Sink) (reconcile.Plan, error) {
+	defer d.projects.lock(p.Name)()
 	obs, err := reconcile.Observe(ctx, d.engine, p.Name, p)
 	if err != nil {
-		return UpResult{}, err
+		return reconcile.Plan{}, err
 	}
-	plan, err := reconcile.PlanUp(p, obs, req.Options)
+	plan, err := reconcile.PlanUp(p, obs, opts)
 	if err != nil {
-		return UpResult{}, err
+		return plan, err
 	}
-	if req.DryRun {
-		return UpResult{Plan: plan.String(), Changed: !plan.Empty()}, nil
-	}
-	changed := !plan.Empty()
-	opts := reconcile.ApplyOptions{Timeout: req.Timeout, Sink: sink}
+	applyOpts := reconcile.ApplyOptions{Timeout: timeout, Sink: sink}
 	if images := imageActions(plan); len(images.Actions) > 0 {
-		if err := reconcile.Apply(ctx, d.engine, p, images, opts); err != nil {
-			return UpResult{Plan: images.String()}, err
+		if err := reconcile.Apply(ctx, d.engine, p, images, applyOpts); err != nil {
+			return images, err
 		}
 		if obs, err = reconcile.Observe(ctx, d.engine, p.Name, p); err != nil {
-			return UpResult{}, err
+			return plan, err
 		}
-		if plan, err = reconcile.PlanUp(p, obs, req.Options); err != nil {
-			return UpResult{}, err
+		rest, err := reconcile.PlanUp(p, obs, opts)
+		if err != nil {
+			return plan, err
 		}
-		plan = withoutImageActions(plan)
+		rest = withoutImageActions(rest)
+		rest.Actions = append(images.Actions, rest.Actions...)
+		err = reconcile.Apply(ctx, d.engine, p, withoutImageActions(rest), applyOpts)
+		return rest, err
 	}
-	d.log.Info("up", "project", p.Name, "actions", len(plan.Actions))
-	err = reconcile.Apply(ctx, d.engine, p, plan, opts)
-	return UpResult{Plan: plan.String(), Changed: changed}, err
+	if !plan.Empty() {
+		d.log.Info("converge", "project", p.Name, "actions", len(plan.Actions))
+	}
+	return plan, reconcile.Apply(ctx, d.engine, p, plan, applyOpts)
 }
 
 func imageActions(p reconcile.Plan) reconcile.Plan {

@@ -112,6 +112,7 @@ func observedContainer(c container.Container) Container {
 		ID: c.ID, Name: c.Name, Service: l[LabelService], Number: n, OneOff: l[LabelOneOff] == "True",
 		ConfigHash: l[LabelConfigHash], Fields: decodeFields(l[LabelConfigFields]), ImageID: c.ImageID,
 		State: string(c.State.Status), Health: health, ExitCode: c.State.ExitCode, Created: c.Created, Labels: l,
+		StoppedByUser: c.State.StoppedByUser,
 	}
 }
 

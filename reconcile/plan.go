@@ -114,6 +114,11 @@ type Options struct {
 	Build         BuildPolicy
 	// Pull overrides every service's pull_policy: always, missing, never.
 	Pull string
+	// KeepCompleted leaves alone a container that ended on its own with
+	// status 0 and no restart policy: a finished job. Watch sets it, so
+	// drift correction restarts what was stopped or killed, not what
+	// completed.
+	KeepCompleted bool `json:"keep_completed,omitempty"`
 }
 
 // Scope returns the services an operation covers, in dependency order:
@@ -245,6 +250,9 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 				recreated[name] = true
 			case restartCause(s, recreated) != "" && c.Running():
 				a.Kind, a.Cause = RestartContainer, restartCause(s, recreated)
+			case opts.KeepCompleted && completed(s, c):
+				plan.Converged = append(plan.Converged, c.Name)
+				continue
 			case !c.Running() && !opts.NoStart:
 				a.Kind, a.Cause = StartContainer, "not running ("+c.State+")"
 			default:
@@ -407,6 +415,13 @@ func recreateCause(s manifest.Service, c Container, obs Observed, opts Options) 
 		return "image changed"
 	}
 	return ""
+}
+
+// completed reports whether a container is a job that finished: exited
+// by itself with status 0, under no restart policy.
+func completed(s manifest.Service, c Container) bool {
+	return c.State == "exited" && c.ExitCode == 0 && !c.StoppedByUser &&
+		(s.Restart.Name == "" || s.Restart.Name == manifest.RestartNo)
 }
 
 // restartCause says why a replica restarts because a dependency with

@@ -29,8 +29,10 @@ type Container struct {
 	State      string            `json:"state"`            // created, running, paused, restarting, exited
 	Health     string            `json:"health,omitempty"` // starting, healthy, unhealthy
 	ExitCode   int               `json:"exit_code"`
-	Created    time.Time         `json:"created"`
-	Labels     map[string]string `json:"labels,omitempty"`
+	// StoppedByUser: a stop or kill ended it, not the process itself.
+	StoppedByUser bool              `json:"stopped_by_user,omitempty"`
+	Created       time.Time         `json:"created"`
+	Labels        map[string]string `json:"labels,omitempty"`
 }
 
 // Running reports whether the container's process runs (paused counts).

@@ -34,7 +34,7 @@ func composeCommands(opts *globalOptions) []*cobra.Command {
 		stub("cp SRC DST", "Copy files between a service container and the local filesystem", reconcileEngine),
 		newWaitCommand(opts),
 		stub("stats [SERVICE]", "Display a live stream of container resource usage", reconcileEngine),
-		stub("watch [SERVICE...]", "Keep the project converged with its files", "the watch reconciler"),
+		newWatchCommand(opts),
 		newVersionCommand(opts),
 	}
 }
