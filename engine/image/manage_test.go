@@ -319,3 +319,38 @@ func TestStoreIsLockedToOneProcess(t *testing.T) {
 		t.Fatalf("second open: want unavailable, got %v", err)
 	}
 }
+
+// TestOpenCollectsWhatACrashLeftBehind: content added by an operation that
+// never recorded its image (the daemon died) is removed when the store
+// opens again; the images that were recorded keep theirs.
+func TestOpenCollectsWhatACrashLeftBehind(t *testing.T) {
+	t.Parallel()
+	s, root := newStore(t, Options{})
+	kept := importAs(t, s, smallLayer(t, "kept"), "kept:1")
+	// What a crash mid-import leaves: a layer blob and its snapshot,
+	// unreferenced, plus staging files.
+	tr := s.begin()
+	if _, _, err := s.addLayer(context.Background(), tr, bytes.NewReader(smallLayer(t, "orphan"))); err != nil {
+		t.Fatal(err)
+	}
+	tr.end(false)
+	os.WriteFile(filepath.Join(s.Dir(), "tmp", "blob-123"), []byte("partial"), 0o600)
+	if b, sn := storeContent(t, s); b != 4 || sn != 2 {
+		t.Fatalf("before reopen: %d blobs, %d snapshots", b, sn)
+	}
+	s.Close()
+	s2, err := Open(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if b, sn := storeContent(t, s2); b != 3 || sn != 1 {
+		t.Fatalf("after reopen: %d blobs, %d snapshots; want the kept image's 3 and 1", b, sn)
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(s2.Dir(), "tmp")); len(tmp) != 0 {
+		t.Fatalf("staging left: %v", tmp)
+	}
+	if _, err := s2.Snapshots(context.Background(), kept.ID); err != nil {
+		t.Fatal(err)
+	}
+}

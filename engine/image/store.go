@@ -74,6 +74,12 @@ func Open(root string, opts Options) (*Store, error) {
 	if err := s.writeOCIIndex(ix); err != nil {
 		return fail(fmt.Errorf("open image store: %w", err))
 	}
+	// A crash between adding content and recording the image leaves blobs
+	// and snapshots nothing references: nobody can be using them now.
+	// (An image whose manifest cannot be read stops this; prune says why.)
+	if _, trash, err := s.collectLocked(); err == nil && trash != "" {
+		os.RemoveAll(trash)
+	}
 	return s, nil
 }
 
