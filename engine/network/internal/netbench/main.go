@@ -28,10 +28,10 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("d", 5*time.Second, "wrk duration per run")
+	duration := flag.Duration("d", 3*time.Second, "wrk duration per run")
 	conns := flag.Int("c", 32, "wrk connections")
 	threads := flag.Int("t", 2, "wrk threads")
-	rounds := flag.Int("rounds", 3, "runs per path (the median is reported)")
+	rounds := flag.Int("rounds", 7, "interleaved runs per path (the median is reported: the machine is shared)")
 	attaches := flag.Int("attaches", 50, "sandboxes made and attached for the timing")
 	flag.Parse()
 	if err := run(*duration, *conns, *threads, *rounds, *attaches); err != nil {
