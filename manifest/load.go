@@ -51,12 +51,12 @@ type Options struct {
 	// WorkDir is the user's current directory; relative paths above are
 	// taken from it. Empty means the process's.
 	WorkDir string
-	// Stdin is read for a file "-".
-	Stdin io.Reader
+	// Stdin is read for a file "-". It stays on the side that loads.
+	Stdin io.Reader `json:"-"`
 
 	// Warn receives the warnings docker compose prints (several candidate
 	// files found, ...). Nil drops them.
-	Warn func(string)
+	Warn func(string) `json:"-"`
 }
 
 // RenderOptions are `config`'s switches that show the files less resolved
