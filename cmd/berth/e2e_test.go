@@ -18,6 +18,7 @@ import (
 // name is the project name) with a berth state root for it.
 type project struct {
 	t    *testing.T
+	name string
 	dir  string
 	root string
 }
@@ -30,9 +31,11 @@ func newProject(t *testing.T, testdata, name string) *project {
 	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "testdata", "e2e", testdata))); err != nil {
 		t.Fatal(err)
 	}
-	p := &project{t: t, dir: dir, root: root}
+	p := &project{t: t, name: name, dir: dir, root: root}
 	t.Cleanup(func() {
-		_, _, _ = p.berthErr("down", "-v", "--remove-orphans", "-t", "1")
+		// By name: the files may be broken when a test fails half-way.
+		_, _, _ = p.berthErr("watch", "stop", name)
+		_, _, _ = p.berthErr("-p", name, "down", "-v", "--remove-orphans", "-t", "1")
 		stopDaemon(t, root)
 	})
 	return p
@@ -71,7 +74,7 @@ func (p *project) importBusybox() {
 
 func (p *project) ps(args ...string) []psEntry {
 	p.t.Helper()
-	out := p.berth(append([]string{"ps", "--format", "json"}, args...)...)
+	out := p.berth(append([]string{"-p", p.name, "ps", "--format", "json"}, args...)...)
 	var entries []psEntry
 	dec := json.NewDecoder(strings.NewReader(out))
 	for dec.More() {
