@@ -1,12 +1,18 @@
 package network
 
 import (
+	"fmt"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-dev/berth/internal/rootid"
 )
 
 // dockerDropChain makes what Docker (iptables-nft) makes on its start: an ip
@@ -89,6 +95,11 @@ func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 	mustAsk(t, a.Path, "udp", hostPort(world, 7000), "outside 198.18.18.1")
 	// Isolation is berth's own chain's job, and it still holds.
 	mustNotReach(t, c.Path, "tcp", hostPort(bEP.IP(), 9000))
+	// A container on a Docker bridge stays out of reach: Docker's own rules
+	// protect it, and berth's accept does not cover traffic towards it.
+	dockerCtr := e.dockerContainer("br-"+rootid.Of(e.root), 24)
+	mustAsk(t, "", "tcp", hostPort(dockerCtr, 9000), "docker 10.230.24.1")
+	mustNotReach(t, a.Path, "tcp", hostPort(dockerCtr, 9000))
 	// The host's input policy lets the DNS server be reached, nothing else.
 	mustAsk(t, a.Path, "udp", hostPort(dock.Gateway, 53), "dns "+aEP.IP().String())
 	mustAsk(t, a.Path, "tcp", hostPort(dock.Gateway, 53), "dns "+aEP.IP().String())
@@ -113,6 +124,45 @@ func TestCoexistsWithDockerForwardDrop(t *testing.T) {
 			t.Fatalf("after teardown, berth's rules in %s %s: %v, %v", tb.Name, chain, handles, err)
 		}
 	}
+}
+
+// dockerContainer makes a bridge named as Docker names its own (the test
+// removes it), 10.230.N.1/24, with a namespace on it at 10.230.N.2 serving
+// port 9000, and returns that address.
+func (e *env) dockerContainer(bridge string, n int) netip.Addr {
+	t := e.t
+	t.Helper()
+	la := netlink.NewLinkAttrs()
+	la.Name = bridge
+	br := &netlink.Bridge{LinkAttrs: la}
+	if err := netlink.LinkAdd(br); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteLink(bridge) })
+	gw := netip.MustParsePrefix(fmt.Sprintf("10.230.%d.1/24", n))
+	if err := netlink.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "docker")
+	if err := makeNetns(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeNetns(path) })
+	ep := &Endpoint{HostInterface: e.testLink("dkr"), Interface: "eth0",
+		Address: netip.MustParsePrefix(fmt.Sprintf("10.230.%d.2/24", n)), MAC: "02:00:00:00:00:01"}
+	if err := makeVeth(path, bridge, 1500, ep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteLink(ep.HostInterface) })
+	ep.Gateway = gw.Addr()
+	if err := setDefaultRoute(path, ep); err != nil { // so that it could answer
+		t.Fatal(err)
+	}
+	serve(t, path, "docker", 9000)
+	return ep.IP()
 }
 
 func brNetfilter() bool {

@@ -44,8 +44,9 @@ import (
 //
 // An accept in one base chain does not stop another base chain on the same
 // hook from dropping. Docker (iptables-nft) sets its ip filter FORWARD chain's
-// policy to drop, so berth inserts "iifname BR accept" and "oifname BR accept"
-// at the top of every foreign forward chain whose policy is drop, tagged with
+// policy to drop, so berth inserts "iifname BR accept" (except towards
+// Docker's bridges) and "oifname BR accept" at the top of every foreign
+// forward chain whose policy is drop, tagged with
 // a comment naming the state root, and removes exactly those when the network
 // goes. Isolation stays in berth's own chain, which still drops. A foreign
 // input chain whose policy is drop (ufw, a hand-made firewall) gets one hole
@@ -240,8 +241,9 @@ func (m *Manager) tag() string { return m.table }
 // from foreign chains and the insertion of the ones networks need, in the
 // base chains on the forward and input hooks whose policy is drop:
 //
-//   - forward: iifname BR accept, oifname BR accept (berth's own chain keeps
-//     isolation);
+//   - forward: oifname BR accept, and iifname BR accept unless the packet
+//     goes to one of Docker's bridges (docker0, br-*), whose containers
+//     Docker's rules protect (berth's own chain keeps isolation);
 //   - input: iifname BR ip daddr GW udp|tcp dport 53 accept, only the DNS
 //     server on the gateway; the host's other services stay as the host's
 //     firewall wants them.
@@ -291,7 +293,10 @@ func (m *Manager) syncForeignChains(conn *nftables.Conn, networks []Network) err
 		for _, n := range networks {
 			if forward {
 				insert(oifname(n.Bridge), verdict(expr.VerdictAccept))
-				insert(iifname(n.Bridge), verdict(expr.VerdictAccept))
+				// Not towards Docker's bridges: Docker's own rules let
+				// in only answers and published ports there, and an
+				// accept here would open its containers to berth's.
+				insert(iifname(n.Bridge), oifnameNot("docker0"), oifnameNotPrefix("br-"), verdict(expr.VerdictAccept))
 				continue
 			}
 			for _, proto := range []string{"udp", "tcp"} {

@@ -37,6 +37,16 @@ func oifnameNot(name string) []expr.Any {
 	}
 }
 
+// oifnameNotPrefix matches packets whose output interface's name does not
+// start with prefix (nft's oifname != "prefix*": a compare of the first
+// bytes only).
+func oifnameNotPrefix(prefix string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte(prefix)},
+	}
+}
+
 // ipv4 matches IPv4 packets: the table is of family inet, and the address
 // matches below read IPv4 header offsets.
 func ipv4() []expr.Any {
