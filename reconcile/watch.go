@@ -88,7 +88,9 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 			return
 		}
 		opts := spec.Options
-		opts.KeepCompleted = true
+		// Following the files: what they no longer declare goes, and jobs
+		// that completed stay completed.
+		opts.KeepCompleted, opts.RemoveOrphans = true, true
 		plan, err := converge(ctx, p, opts, nil)
 		ev.Plan = plan.String()
 		switch {
