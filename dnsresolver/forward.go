@@ -119,7 +119,7 @@ type pooledConn struct {
 }
 
 const (
-	maxIdlePerUpstream = 32
+	maxIdlePerUpstream = 128
 	maxConnAge         = 30 * time.Second
 )
 
