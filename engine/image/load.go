@@ -34,7 +34,8 @@ type archive struct {
 // when they climb out, and links are kept as a map, never made.
 func stageArchive(ctx context.Context, r io.Reader, dir string) (*archive, error) {
 	a := &archive{dir: dir, links: map[string]string{}}
-	tr := tar.NewReader(bufio.NewReaderSize(&ctxReader{ctx: ctx, r: r}, 256<<10))
+	br := bufio.NewReaderSize(&ctxReader{ctx: ctx, r: r}, 256<<10)
+	tr := tar.NewReader(br)
 	buf := make([]byte, 256<<10)
 	sawEntry := false
 	for {
@@ -73,6 +74,9 @@ func stageArchive(ctx context.Context, r io.Reader, dir string) (*archive, error
 	if !sawEntry {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("archive: empty input: not a tarball")
 	}
+	// Read the padding tar writers add after the end marker, so a client
+	// streaming the archive has sent it all before we answer.
+	_, _ = io.Copy(io.Discard, io.LimitReader(br, 1<<20))
 	return a, nil
 }
 
