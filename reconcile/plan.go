@@ -210,11 +210,26 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 		planned[res] = true
 	}
 
-	// Images.
+	// Images. A service whose image another service builds waits for that
+	// build rather than pulling (image: x on several services, build: on one).
+	builtBy := map[string]string{}
+	for _, name := range services {
+		if s := p.Services[name]; s.Build != nil {
+			if _, ok := builtBy[s.Image]; !ok {
+				builtBy[s.Image] = name
+			}
+		}
+	}
+	imageOf := map[string]string{} // service -> resource of the action that provides its image
 	for _, name := range services {
 		s := p.Services[name]
+		if builder, ok := builtBy[s.Image]; ok && s.Build == nil {
+			imageOf[name] = "image:" + builder
+			continue
+		}
 		if a, ok := imageAction(s, obs, opts); ok {
 			planned[a.Resource] = true
+			imageOf[name] = a.Resource
 			plan.Actions = append(plan.Actions, a)
 		}
 	}
@@ -230,7 +245,7 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 	recreated := map[string]bool{}
 	for _, name := range services {
 		s := p.Services[name]
-		after := containerDeps(p, s, planned, inScope)
+		after := containerDeps(p, s, planned, inScope, imageOf[name])
 		existing := byService[name]
 		slices.SortFunc(existing, func(a, b Container) int { return a.Number - b.Number })
 		have := map[int]bool{}
@@ -365,7 +380,7 @@ func imageAction(s manifest.Service, obs Observed, opts Options) (Action, bool) 
 }
 
 // containerDeps are what a service's containers wait for.
-func containerDeps(p *manifest.Project, s manifest.Service, planned, inScope map[string]bool) []string {
+func containerDeps(p *manifest.Project, s manifest.Service, planned, inScope map[string]bool, image string) []string {
 	var after []string
 	for _, n := range s.Networks {
 		if res := "network:" + n.Name; planned[res] {
@@ -377,8 +392,8 @@ func containerDeps(p *manifest.Project, s manifest.Service, planned, inScope map
 			after = append(after, res)
 		}
 	}
-	if res := "image:" + s.Name; planned[res] {
-		after = append(after, res)
+	if planned[image] {
+		after = append(after, image)
 	}
 	for _, dep := range sortedDeps(s) {
 		if inScope[dep] {

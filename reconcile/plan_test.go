@@ -182,6 +182,17 @@ func TestPlanUp(t *testing.T) {
 	}
 }
 
+// TestSharedBuiltImageIsNotPulled guards services that run an image
+// another service builds: they wait for the build instead of pulling.
+func TestSharedBuiltImageIsNotPulled(t *testing.T) {
+	p := load(t, "shared-image.yaml", nil)
+	plan, err := PlanUp(p, Observed{}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "up-shared-built-image", plan.String())
+}
+
 func TestPlanUpConvergedIsEmpty(t *testing.T) {
 	p := load(t, "app.yaml", nil)
 	plan, err := PlanUp(p, converged(p), Options{})
