@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/berth-dev/berth/daemon"
+
 	"github.com/spf13/cobra"
 )
 
@@ -20,8 +22,8 @@ type globalOptions struct {
 }
 
 const (
-	defaultRoot = "/var/lib/berth"
-	defaultHost = "unix:///run/berth/berth.sock"
+	defaultRoot = daemon.DefaultRoot
+	defaultHost = daemon.DefaultHost
 )
 
 func newRootCommand() *cobra.Command {
