@@ -15,7 +15,13 @@ echo "== berth up -d --build (in samples/counter)"
 
 port=${COUNTER_PORT:-8080}
 echo "== asking http://127.0.0.1:$port a few times"
-fetch() { busybox wget -qO- -T 2 "http://127.0.0.1:$port/" 2>/dev/null; }
+fetch() {
+  if command -v curl >/dev/null; then
+    curl -fsS --max-time 2 "http://127.0.0.1:$port/" 2>/dev/null
+  else
+    busybox wget -qO- "http://127.0.0.1:$port/" 2>/dev/null
+  fi
+}
 for _ in $(seq 1 100); do fetch >/dev/null && break; sleep 0.1; done
 for _ in 1 2 3 4 5 6; do
   fetch || { echo "no answer; see: $berth logs (in samples/counter)"; exit 1; }
