@@ -36,6 +36,9 @@ type Config struct {
 	Domainname string   `json:"Domainname,omitempty"`
 	Tty        bool     `json:"Tty,omitempty"`
 	OpenStdin  bool     `json:"OpenStdin,omitempty"`
+	// StdinOnce closes the container's stdin when the first attached
+	// client's input ends (run -i), so the process reads EOF.
+	StdinOnce bool `json:"StdinOnce,omitempty"`
 
 	StopSignal  string         `json:"StopSignal,omitempty"`
 	StopTimeout *time.Duration `json:"StopTimeout,omitempty"` // default 10s
@@ -68,8 +71,11 @@ type Config struct {
 	LinkEnv bool `json:"LinkEnv,omitempty"`
 
 	RestartPolicy RestartPolicy `json:"RestartPolicy,omitzero"`
-	Log           LogConfig     `json:"LogConfig,omitzero"`
-	Healthcheck   *Healthcheck  `json:"Healthcheck,omitempty"`
+	// AutoRemove removes the container (and its anonymous volumes) once
+	// it exited and its restart policy does not start it again (run --rm).
+	AutoRemove  bool         `json:"AutoRemove,omitempty"`
+	Log         LogConfig    `json:"LogConfig,omitzero"`
+	Healthcheck *Healthcheck `json:"Healthcheck,omitempty"`
 }
 
 // Ulimit is one rlimit.

@@ -33,6 +33,9 @@ func (m *Manager) handleExit(e *entry, ex monitor.Exit) {
 		e.health()
 		e.health = nil
 	}
+	e.streams.Close()
+	e.streams = nil
+	m.dropExecs(c.ID)
 	m.teardownNetwork(c)
 	if err := m.unmountRootfs(c.ID); err != nil {
 		m.log.Warn("unmount rootfs", "container", c.Name, "err", err)
@@ -58,6 +61,17 @@ func (m *Manager) handleExit(e *entry, ex monitor.Exit) {
 		close(e.exited)
 	}
 	m.emit(c, "die", func(ev *Event) { ev.ExitCode = ex.Status })
+	if c.Config.AutoRemove && !restart && m.ctx.Err() == nil {
+		// Not here: e.op is held. The die event carried the exit code.
+		id := c.ID
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.Remove(context.Background(), id, RemoveOptions{Volumes: true}); err != nil && !errdefs.IsNotFound(err) {
+				m.log.Warn("auto-remove", "container", c.Name, "err", err)
+			}
+		}()
+	}
 	if restart {
 		delay := restartDelayMin
 		if ran < restartResetAfter {

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/volume"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/failpoint"
 )
 
 const defaultStopTimeout = 10 * time.Second
@@ -42,7 +43,7 @@ func (m *Manager) Create(ctx context.Context, cfg Config) (Container, error) {
 	m.mu.Lock()
 	if other, ok := m.names[cfg.Name]; ok {
 		m.mu.Unlock()
-		return Container{}, errdefs.ErrConflict.WithMessage(errNameInUse(cfg.Name, other).Error())
+		return Container{}, errdefs.ErrConflict.WithMessage(nameInUse(cfg.Name, other))
 	}
 	m.names[cfg.Name] = id // reserved; released if create fails
 	m.mu.Unlock()
@@ -246,7 +247,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 			c.State.FinishedAt = time.Now().UTC()
 		}
 		_ = m.save(c)
-		err = fmt.Errorf("start container %s: %w", c.Name, err)
+		err = classifyStartError(fmt.Errorf("start container %s: %w", c.Name, err))
 	}()
 
 	lower, err := m.images.Snapshots(ctx, c.ImageID)
@@ -289,7 +290,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		return err
 	}
 	logOpts, _ := logs.ParseOptions(c.Config.Log.Config)
-	pid, err := m.monitor.Create(ctx, monitor.Request{
+	pid, streams, err := m.monitor.Create(ctx, monitor.Request{
 		ID: c.ID, Bundle: m.bundleDir(c.ID), ExitFile: m.exitPath(c.ID),
 		Log:   monitor.LogOptions{Path: c.LogPath, MaxSize: logOpts.MaxSize, MaxFiles: logOpts.MaxFiles},
 		Stdin: c.Config.OpenStdin, Terminal: c.Config.Tty,
@@ -297,7 +298,14 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err != nil {
 		return err
 	}
-	undo = append(undo, func() { _ = m.rt.Delete(context.Background(), c.ID, runtime.DeleteOptions{Force: true}) })
+	undo = append(undo, func() {
+		streams.Close()
+		_ = m.rt.Kill(context.Background(), c.ID, syscall.SIGKILL, true)
+		_ = m.rt.Delete(context.Background(), c.ID, runtime.DeleteOptions{Force: true})
+	})
+	if err := failpoint.Inject("container/after-monitor-create"); err != nil {
+		return err
+	}
 	// The monitor reports this run's exit from now on; record the pid
 	// first so that a crash now still finds the run on restore.
 	c.State = State{Status: Running, Pid: pid, StartedAt: time.Now().UTC(), Health: initialHealth(c)}
@@ -305,13 +313,41 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := m.save(c); err != nil {
 		return err
 	}
+	e.streams.Close()
+	e.streams = streams
+	// Attaches waiting for this start get the output from its first byte.
+	for _, p := range e.pending {
+		a, err := m.monitor.Attach(ctx, c.ID)
+		if err != nil {
+			m.log.Warn("attach at start", "container", c.Name, "err", err)
+			a = nil
+		}
+		p <- a
+	}
+	e.pending = nil
 	if err := m.monitor.Start(ctx, c.ID); err != nil {
-		_ = m.rt.Kill(context.Background(), c.ID, syscall.SIGKILL, true)
 		return err
 	}
 	m.emit(c, "start", nil)
 	m.startHealth(e)
 	return nil
+}
+
+// classifyStartError gives a command that cannot be run its error class,
+// as exec does (the monitor's errors reach here as text).
+func classifyStartError(err error) error {
+	msg := err.Error()
+	i := strings.Index(msg, "setup failed at exec:")
+	if i < 0 {
+		return err
+	}
+	switch low := strings.ToLower(msg[i:]); {
+	case strings.Contains(low, "not found") || strings.Contains(low, "no such file"):
+		return errdefs.ErrNotFound.WithMessage(msg)
+	case strings.Contains(low, "permission denied") || strings.Contains(low, "is a directory"):
+		return errdefs.ErrPermissionDenied.WithMessage(msg)
+	}
+	return err
 }
 
 // Stop sends the stop signal, then SIGKILL after timeout (nil: the
@@ -522,7 +558,7 @@ func (m *Manager) Rename(ref, name string) error {
 	m.mu.Lock()
 	if other, ok := m.names[name]; ok && other != e.c.ID {
 		m.mu.Unlock()
-		return errdefs.ErrConflict.WithMessage(errNameInUse(name, other).Error())
+		return errdefs.ErrConflict.WithMessage(nameInUse(name, other))
 	}
 	delete(m.names, e.c.Name)
 	m.names[name] = e.c.ID
@@ -556,6 +592,35 @@ func (m *Manager) Wait(ctx context.Context, ref string) (int, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// WaitNextExit waits for the container's next exit and returns its exit
+// code, even when the container does not run yet (run: wait, then
+// start). ready, when not nil, is called once the wait is in place.
+func (m *Manager) WaitNextExit(ctx context.Context, ref string, ready func()) (int, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return 0, err
+	}
+	id := e.c.ID
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := m.Subscribe(ctx)
+	if ready != nil {
+		ready()
+	}
+	for ev := range events {
+		if ev.ID != id {
+			continue
+		}
+		switch ev.Action {
+		case "die":
+			return ev.ExitCode, nil
+		case "destroy":
+			return 0, errdefs.ErrNotFound.WithMessage("container " + ev.Name + " was removed before it exited")
+		}
+	}
+	return 0, ctx.Err()
 }
 
 // Logs calls fn with the container's log entries that opts select; with

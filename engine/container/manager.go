@@ -2,7 +2,6 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/image"
@@ -23,13 +24,17 @@ import (
 )
 
 // Runtime is what the manager asks of engine/runtime in the daemon's
-// process; creating and starting happen in the monitor.
+// process; creating and starting happen in the monitor. Exec'd processes
+// (exec, healthchecks) are children of the daemon.
 type Runtime interface {
 	State(ctx context.Context, id string) (runtime.State, error)
 	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
 	Delete(ctx context.Context, id string, opts runtime.DeleteOptions) error
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
+	Exec(ctx context.Context, id string, p *specs.Process, stdio runtime.IO) (runtime.Process, error)
+	Stats(ctx context.Context, id string) (runtime.Stats, error)
+	Pids(ctx context.Context, id string) ([]int, error)
 }
 
 // Options are the parts a Manager drives.
@@ -75,17 +80,22 @@ type Manager struct {
 	networks *network.Manager
 	rt       Runtime
 	monitor  *monitor.Client
+	binary   string
 	log      *slog.Logger
 	observer NetworkObserver
+
+	// shuttingDown is set while ShutdownMonitor ends the monitor.
+	shuttingDown atomic.Bool
 
 	ctx    context.Context // ends at Close: restarts and healthchecks stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex // guards containers, names, subs
+	mu         sync.Mutex // guards containers, names, subs, execs
 	containers map[string]*entry
 	names      map[string]string // name -> id
 	subs       map[chan Event]struct{}
+	execs      map[string]*execProcess
 }
 
 // entry is one container in memory: its record and the lock that orders
@@ -100,12 +110,19 @@ type entry struct {
 	health context.CancelFunc
 	// restartTimer is the pending restart of the restart policy.
 	restartTimer *time.Timer
+	// streams are the daemon's duplicates of the current run's stdio
+	// descriptors (see monitor's package doc): input goes through them,
+	// and they keep the pipes open should the monitor die.
+	streams *monitor.Streams
+	// pending are attaches waiting for the next start.
+	pending []chan *monitor.Attachment
 }
 
-// Open loads the records of root, starts (or finds) the monitor, and
-// catches up with what happened while no daemon ran: containers still
-// running keep running, those that exited get their exit handled (and
-// their restart policy applied), half-created ones are removed.
+// Open loads the records of root, starts (or finds, and upgrades to
+// Binary) the monitor, and catches up with what happened while no daemon
+// ran: containers still running keep running, those that exited get
+// their exit handled (and their restart policy applied), half-created
+// ones are removed.
 func Open(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -116,18 +133,11 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		root: opts.Root, images: opts.Images, volumes: opts.Volumes, networks: opts.Networks, rt: opts.Runtime,
-		log: opts.Log, ctx: mctx, cancel: cancel, observer: opts.Network,
+		binary: opts.Binary, log: opts.Log, ctx: mctx, cancel: cancel, observer: opts.Network,
 		containers: map[string]*entry{}, names: map[string]string{}, subs: map[chan Event]struct{}{},
+		execs: map[string]*execProcess{},
 	}
-	mon, err := monitor.Ensure(ctx, opts.Root, opts.Binary)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	m.monitor = mon
-	// Subscribe before reading exit files: an exit after this point comes
-	// through the subscription, one before it is in its file.
-	exits, err := mon.Subscribe(mctx)
+	exits, err := m.connect(ctx)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -155,96 +165,25 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	m.mu.Lock()
+	for _, e := range m.containers {
+		e.streams.Close()
+	}
+	m.mu.Unlock()
 	return nil
 }
 
 // ShutdownMonitor ends the monitor if no container runs, so that a test or
 // an uninstall leaves no process behind.
 func (m *Manager) ShutdownMonitor(ctx context.Context) error {
-	return m.monitor.Shutdown(ctx, true)
-}
-
-func (m *Manager) restore(ctx context.Context) error {
-	records, broken, err := m.loadRecords()
+	// The exit stream ends with the monitor: that is no reason to start
+	// another one.
+	m.shuttingDown.Store(true)
+	err := m.monitor.Shutdown(ctx, true)
 	if err != nil {
-		return err
+		m.shuttingDown.Store(false)
 	}
-	for _, id := range broken {
-		m.log.Warn("removing a container that a crash left half-created", "id", id)
-		_ = m.unmountRootfs(id)
-		_ = m.rt.Delete(ctx, id, runtime.DeleteOptions{Force: true})
-		if m.networks != nil {
-			_ = m.networks.DeleteSandbox(id)
-		}
-		_ = os.RemoveAll(m.dir(id))
-	}
-	running, err := m.monitor.List(ctx)
-	if err != nil {
-		return err
-	}
-	alive := map[string]int{}
-	for _, c := range running {
-		alive[c.ID] = c.Pid
-	}
-	for _, c := range records {
-		e := &entry{c: c, exited: make(chan struct{})}
-		m.containers[c.ID] = e
-		m.names[c.Name] = c.ID
-		switch c.State.Status {
-		case Running, Paused:
-			if pid, ok := alive[c.ID]; ok && pid == c.State.Pid {
-				m.startHealth(e)
-				continue // still running under the monitor
-			}
-			// It ended while no daemon watched: its exit file says how.
-			m.handleExit(e, m.readExit(c))
-		case Restarting:
-			close(e.exited)
-			m.scheduleRestart(e, 0)
-		default:
-			close(e.exited)
-		}
-	}
-	return nil
-}
-
-// readExit returns the recorded exit of c's current run, or a lost one
-// when the monitor recorded none (it was killed while c ran).
-func (m *Manager) readExit(c *Container) monitor.Exit {
-	var ex monitor.Exit
-	if err := readJSON(m.exitPath(c.ID), &ex); err == nil && ex.Pid == c.State.Pid {
-		return ex
-	}
-	return monitor.Exit{ID: c.ID, Pid: c.State.Pid, Status: 255, Lost: true, ExitedAt: time.Now().UTC()}
-}
-
-// watchExits handles each exit the monitor reports.
-func (m *Manager) watchExits(exits <-chan monitor.Exit) {
-	defer m.wg.Done()
-	for {
-		select {
-		case ex, ok := <-exits:
-			if !ok {
-				if m.ctx.Err() == nil {
-					m.log.Error("lost the monitor's exit stream")
-				}
-				return
-			}
-			m.mu.Lock()
-			e := m.containers[ex.ID]
-			m.mu.Unlock()
-			if e == nil {
-				continue
-			}
-			e.op.Lock()
-			if (e.c.State.Status == Running || e.c.State.Status == Paused) && e.c.State.Pid == ex.Pid {
-				m.handleExit(e, ex)
-			}
-			e.op.Unlock()
-		case <-m.ctx.Done():
-			return
-		}
-	}
+	return err
 }
 
 // Subscribe returns the events from now on until ctx ends.
@@ -358,5 +297,3 @@ func matchLabels(have, want map[string]string) bool {
 	}
 	return true
 }
-
-var errStopped = errors.New("container is not running")

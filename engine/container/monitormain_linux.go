@@ -37,15 +37,12 @@ func MonitorMain(version string) {
 // monitorRuntime adapts the runtime to what the monitor asks of it.
 type monitorRuntime struct{ rt *runtime.Runtime }
 
-func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, error) {
+func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
 	p, err := m.rt.Create(ctx, id, bundle, runtime.IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if p.Console != nil {
-		p.Console.Close()
-	}
-	return p.Pid, nil
+	return p.Pid, p.Console, nil
 }
 
 func (m monitorRuntime) Start(ctx context.Context, id string) error { return m.rt.Start(ctx, id) }

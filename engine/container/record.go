@@ -148,7 +148,7 @@ func (m *Manager) loadRecords() (records []*Container, broken []string, err erro
 	return records, broken, nil
 }
 
-// errNameInUse is the message docker gives, so scripts that match it work.
-func errNameInUse(name, id string) error {
-	return fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", name, id)
+// nameInUse is the message docker gives, so scripts that match it work.
+func nameInUse(name, id string) string {
+	return fmt.Sprintf("Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", name, id)
 }

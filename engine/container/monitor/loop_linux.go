@@ -14,7 +14,28 @@ import (
 // container flooding its output cannot starve the others.
 const readsPerWakeup = 8
 
-// loop is the monitor's one event loop: output pipes to logs, pidfds to exits.
+// parkRequest stops the loop between two events (for an upgrade, which
+// must see the partial lines the loop owns): the loop closes parked and
+// waits for resume.
+type parkRequest struct {
+	parked, resume chan struct{}
+}
+
+// park stops the loop and returns the function that lets it go on.
+func (s *Server) park() (resume func()) {
+	p := &parkRequest{parked: make(chan struct{}), resume: make(chan struct{})}
+	s.mu.Lock()
+	s.parking = p
+	s.mu.Unlock()
+	var one [8]byte
+	one[0] = 1 // eventfd counters are host-endian; any non-zero value wakes
+	_, _ = unix.Write(s.wakefd, one[:])
+	<-p.parked
+	return func() { close(p.resume) }
+}
+
+// loop is the monitor's one event loop: output to logs and attachers,
+// pidfds to exits.
 func (s *Server) loop() {
 	buf := make([]byte, 64<<10)
 	events := make([]unix.EpollEvent, 128)
@@ -28,10 +49,23 @@ func (s *Server) loop() {
 			return
 		}
 		for i := 0; i < n; i++ {
+			if int(events[i].Fd) == s.wakefd {
+				var b [8]byte
+				_, _ = unix.Read(s.wakefd, b[:])
+				s.mu.Lock()
+				p := s.parking
+				s.parking = nil
+				s.mu.Unlock()
+				if p != nil {
+					close(p.parked)
+					<-p.resume
+				}
+				continue
+			}
 			s.mu.Lock()
 			w := s.watches[events[i].Fd]
 			s.mu.Unlock()
-			if w == nil {
+			if w == nil || w.closed {
 				continue
 			}
 			if w.stream == "" {
@@ -43,30 +77,41 @@ func (s *Server) loop() {
 	}
 }
 
-// drain copies what the pipe holds to the log, whole lines at a time.
+// drain copies what the pipe holds to the log and to attachers, whole
+// lines at a time to the log.
 func (s *Server) drain(w *watch, buf []byte) {
 	for range readsPerWakeup {
 		n, err := unix.Read(w.fd, buf)
 		if n > 0 {
 			s.logOutput(w, buf[:n])
+			if !s.fanout(w, buf[:n]) {
+				return // paused: an attacher lags
+			}
 			continue
 		}
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
 			return
 		}
-		// EOF (n == 0) or a broken pipe: this stream is done.
+		// EOF (n == 0), a broken pipe, or EIO from a pty whose last slave
+		// closed: this stream is done.
 		if len(w.partial) > 0 {
 			s.write(w, w.partial)
 			w.partial = nil
 		}
 		s.remove(w)
 		s.mu.Lock()
-		w.c.open--
-		s.release(w.c)
-		done := w.c.open == 0 && w.c.exit != nil && !w.c.recorded
+		c := w.c
+		c.open--
+		if c.open == 0 {
+			for a := range c.attachers {
+				a.end()
+			}
+		}
+		s.release(c)
+		done := c.open == 0 && c.exit != nil && !c.recorded
 		s.mu.Unlock()
 		if done {
-			s.record(w.c)
+			s.record(c)
 		}
 		return
 	}
@@ -100,7 +145,7 @@ func (s *Server) logOutput(w *watch, data []byte) {
 }
 
 func (s *Server) write(w *watch, data []byte) {
-	if err := w.c.log.Write(w.stream, time.Now(), data); err != nil {
+	if err := w.c.log.Write(w.logStream(), time.Now(), data); err != nil {
 		s.log.Error("monitor: write log", "container", w.c.id, "err", err)
 	}
 }
@@ -109,23 +154,29 @@ func (s *Server) write(w *watch, data []byte) {
 // pidfd says it ended.
 func (s *Server) reap(w *watch) {
 	c := w.c
-	var ws unix.WaitStatus
 	exit := Exit{ID: c.id, Pid: c.pid, ExitedAt: time.Now().UTC()}
-	wpid, err := unix.Wait4(c.pid, &ws, unix.WNOHANG, nil)
-	switch {
-	case err == nil && wpid == 0:
-		return // not yet: a spurious wakeup
-	case err != nil:
-		// Not our child (any more): the status went to another reaper.
+	if !c.child {
+		// Adopted: its status went to whoever reaped it.
 		exit.Status, exit.Lost = 255, true
-	case ws.Signaled():
-		exit.Signal = int(ws.Signal())
-		exit.Status = 128 + exit.Signal
-	default:
-		exit.Status = ws.ExitStatus()
+	} else {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(c.pid, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == nil && wpid == 0:
+			return // not yet: a spurious wakeup
+		case err != nil:
+			// Not our child (any more): the status went to another reaper.
+			exit.Status, exit.Lost = 255, true
+		case ws.Signaled():
+			exit.Signal = int(ws.Signal())
+			exit.Status = 128 + exit.Signal
+		default:
+			exit.Status = ws.ExitStatus()
+		}
 	}
 	s.remove(w)
 	s.mu.Lock()
+	c.pidfd = -1
 	c.exit = &exit
 	drained := c.open == 0
 	s.mu.Unlock()

@@ -1,50 +1,89 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
+// TestMain lets the test binary be the monitor (`test.binary
+// __berth_monitor ROOT`), so that tests run it as a process of its own they
+// can kill, replace and upgrade, as the daemon does with berth's.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == Entry {
+		rt := &shellRuntime{busybox: os.Getenv("TEST_BUSYBOX"), gates: map[string]*os.File{}}
+		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+		if err := Serve(os.Args[2], rt, "test", log); err != nil {
+			log.Error("monitor", "err", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // shellRuntime runs the bundle argument as a busybox shell script in a plain
-// child process: enough to exercise the monitor's pipes, logs and exits with
-// real processes, without namespaces (the runtime's own tests cover those).
+// child process: enough to exercise the monitor's pipes, ptys, logs and
+// exits with real processes, without namespaces (the runtime's own tests
+// cover those). A bundle starting with "tty:" gets a pty.
 type shellRuntime struct {
 	busybox string
 	mu      sync.Mutex
 	gates   map[string]*os.File
 }
 
-func (r *shellRuntime) Create(_ context.Context, id, script string, stdio Stdio) (int, error) {
+func (r *shellRuntime) Create(_ context.Context, id, script string, stdio Stdio) (int, *os.File, error) {
 	gateR, gateW, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer gateR.Close()
 	// The child waits for Start by reading its gate, as a created container waits.
-	cmd := exec.Command(r.busybox, "sh", "-c", "read _ <&3; "+script)
+	tty := strings.HasPrefix(script, "tty:")
+	cmd := exec.Command(r.busybox, "sh", "-c", "read _ <&3; "+strings.TrimPrefix(script, "tty:"))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	cmd.ExtraFiles = []*os.File{gateR}
+	var master *os.File
+	if tty {
+		m, slave, err := openPty()
+		if err != nil {
+			gateW.Close()
+			return 0, nil, err
+		}
+		defer slave.Close()
+		master = m
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	if err := cmd.Start(); err != nil {
 		gateW.Close()
-		return 0, err
+		if master != nil {
+			master.Close()
+		}
+		return 0, nil, err
 	}
 	r.mu.Lock()
 	r.gates[id] = gateW
 	r.mu.Unlock()
-	return cmd.Process.Pid, nil
+	return cmd.Process.Pid, master, nil
 }
 
 func (r *shellRuntime) Start(_ context.Context, id string) error {
@@ -60,59 +99,114 @@ func (r *shellRuntime) Start(_ context.Context, id string) error {
 	return err
 }
 
+// openPty returns a new pty's master and slave.
+func openPty() (master, slave *os.File, err error) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(m)
+		return nil, nil, err
+	}
+	s, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if e != 0 {
+		unix.Close(m)
+		return nil, nil, e
+	}
+	return os.NewFile(uintptr(m), "ptmx"), os.NewFile(s, "pts"), nil
+}
+
+// startMonitor runs the test binary as the monitor of a fresh root and
+// shuts it down at the end.
 func startMonitor(t *testing.T) (*Client, string) {
 	t.Helper()
 	root := t.TempDir()
-	rt := &shellRuntime{busybox: testutil.Busybox(t), gates: map[string]*os.File{}}
-	done := make(chan error, 1)
-	go func() { done <- Serve(root, rt, "test", slog.New(slog.NewTextHandler(io.Discard, nil))) }()
-	c := NewClient(root)
-	testutil.Eventually(t, 5*time.Second, func() error { _, err := c.Ping(context.Background()); return err })
+	t.Setenv("TEST_BUSYBOX", testutil.Busybox(t))
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Ensure(context.Background(), root, self)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := c.Shutdown(context.Background(), false); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
-		<-done
 	})
 	return c, root
 }
 
-func run(t *testing.T, c *Client, root, id, script string) Exit {
+func monitorPid(t *testing.T, c *Client) int {
 	t.Helper()
-	ctx := context.Background()
-	exits, err := c.Subscribe(ctx)
+	resp, err := c.Ping(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp.MonitorPid
+}
+
+type started struct {
+	req     Request
+	pid     int
+	streams *Streams
+}
+
+// create creates and starts a container running script.
+func create(t *testing.T, c *Client, root, id, script string, stdin bool) started {
+	t.Helper()
+	ctx := context.Background()
 	dir := filepath.Join(root, id)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	req := Request{ID: id, Bundle: script, Log: LogOptions{Path: filepath.Join(dir, "log")}, ExitFile: filepath.Join(dir, "exit.json")}
-	if _, err := c.Create(ctx, req); err != nil {
+	req := Request{ID: id, Bundle: script, Log: LogOptions{Path: filepath.Join(dir, "log")}, ExitFile: filepath.Join(dir, "exit.json"), Stdin: stdin, Terminal: strings.HasPrefix(script, "tty:")}
+	pid, streams, err := c.Create(ctx, req)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(streams.Close)
 	if err := c.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	return started{req: req, pid: pid, streams: streams}
+}
+
+// waitExit waits for id's exit on exits and checks it was recorded first.
+func waitExit(t *testing.T, exits <-chan Exit, s started) Exit {
+	t.Helper()
 	for {
 		select {
-		case e := <-exits:
-			if e.ID != id {
+		case e, ok := <-exits:
+			if !ok {
+				t.Fatalf("%s: exit stream ended", s.req.ID)
+			}
+			if e.ID != s.req.ID {
 				continue
 			}
 			var recorded Exit
-			if err := atomicfile.ReadJSON(req.ExitFile, &recorded); err != nil {
+			if err := atomicfile.ReadJSON(s.req.ExitFile, &recorded); err != nil {
 				t.Fatalf("exit told before it was recorded: %v", err)
 			}
 			if recorded != e {
 				t.Fatalf("recorded %+v, told %+v", recorded, e)
 			}
 			return e
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s: no exit", id)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no exit", s.req.ID)
 		}
 	}
+}
+
+func run(t *testing.T, c *Client, root, id, script string) Exit {
+	t.Helper()
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return waitExit(t, exits, create(t, c, root, id, script, false))
 }
 
 func readLog(t *testing.T, path string) []logs.Entry {
@@ -126,6 +220,24 @@ func readLog(t *testing.T, path string) []logs.Entry {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// checkSequence checks that the stream's lines are from, from+1, ... to.
+func checkSequence(t *testing.T, entries []logs.Entry, stream string, from, to int) {
+	t.Helper()
+	next := from
+	for _, en := range entries {
+		if en.Stream != stream {
+			continue
+		}
+		if want := fmt.Sprintf("%d\n", next); string(en.Line) != want {
+			t.Fatalf("%s: got %q, want %q", stream, en.Line, want)
+		}
+		next++
+	}
+	if next != to+1 {
+		t.Fatalf("%s: lines %d..%d logged, want %d..%d", stream, from, next-1, from, to)
+	}
 }
 
 func TestOutputIsLoggedAndExitRecorded(t *testing.T) {
@@ -158,23 +270,14 @@ func TestSignalledExitIs128PlusSignal(t *testing.T) {
 // output loses no line: the pipe's back-pressure slows the writer instead.
 func TestFloodLosesNoLine(t *testing.T) {
 	c, root := startMonitor(t)
-	const n = 200000
+	const n = 100000
 	e := run(t, c, root, "flood", fmt.Sprintf(`seq 1 %d; seq 1 %d >&2`, n, n))
 	if e.Status != 0 {
 		t.Fatalf("exit %+v", e)
 	}
 	got := readLog(t, filepath.Join(root, "flood", "log"))
-	next := map[string]int{"stdout": 1, "stderr": 1}
-	for _, en := range got {
-		want := fmt.Sprintf("%d\n", next[en.Stream])
-		if string(en.Line) != want {
-			t.Fatalf("%s: got %q, want %q", en.Stream, en.Line, want)
-		}
-		next[en.Stream]++
-	}
-	if next["stdout"] != n+1 || next["stderr"] != n+1 {
-		t.Fatalf("lines logged: %v, want %d each", next, n)
-	}
+	checkSequence(t, got, "stdout", 1, n)
+	checkSequence(t, got, "stderr", 1, n)
 }
 
 func TestManyContainersAtOnce(t *testing.T) {
@@ -194,4 +297,254 @@ func TestManyContainersAtOnce(t *testing.T) {
 	if list, err := c.List(context.Background()); err != nil || len(list) != 0 {
 		t.Fatalf("after all exited, list %v %v", list, err)
 	}
+}
+
+// attachAll reads an attachment to its end, by stream.
+func attachAll(t *testing.T, a *Attachment) map[byte]*bytes.Buffer {
+	t.Helper()
+	out := map[byte]*bytes.Buffer{FrameStdout: {}, FrameStderr: {}}
+	for {
+		kind, data, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("attach: %v", err)
+		}
+		out[kind].Write(data)
+	}
+}
+
+func TestStdinPipeAndAttach(t *testing.T) {
+	c, root := startMonitor(t)
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "cat", `echo ready >&2; cat; echo bye >&2`, true)
+	a, err := c.Attach(context.Background(), "cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := io.WriteString(s.streams.Stdin, "one\ntwo\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The container reads EOF only once both ends are closed: the monitor's
+	// and the daemon's duplicate.
+	if err := c.CloseStdin(context.Background(), "cat"); err != nil {
+		t.Fatal(err)
+	}
+	s.streams.Stdin.Close()
+	s.streams.Stdin = nil
+	got := attachAll(t, a)
+	if e := waitExit(t, exits, s); e.Status != 0 {
+		t.Fatalf("exit %+v", e)
+	}
+	if got[FrameStdout].String() != "one\ntwo\n" || !strings.HasSuffix(got[FrameStderr].String(), "bye\n") {
+		t.Fatalf("attached stdout %q, stderr %q", got[FrameStdout], got[FrameStderr])
+	}
+	var lines []string
+	for _, en := range readLog(t, s.req.Log.Path) {
+		lines = append(lines, en.Stream+":"+string(en.Line))
+	}
+	if want := "stderr:ready\n|stdout:one\n|stdout:two\n|stderr:bye\n"; strings.Join(lines, "|") != want {
+		t.Fatalf("log %q, want %q", strings.Join(lines, "|"), want)
+	}
+}
+
+func TestTerminalIsLoggedAttachedAndWritable(t *testing.T) {
+	c, root := startMonitor(t)
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "tty", `tty:stty -echo; [ -t 0 ] && echo is-a-tty; read x; echo got $x; exit 4`, false)
+	if s.streams.Pty == nil || s.streams.Stdout != nil {
+		t.Fatalf("streams of a terminal container: %+v", s.streams)
+	}
+	a, err := c.Attach(context.Background(), "tty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		for _, en := range readLog(t, s.req.Log.Path) {
+			if string(en.Line) == "is-a-tty\r\n" {
+				return nil
+			}
+		}
+		return errors.New("no is-a-tty line yet")
+	})
+	if _, err := io.WriteString(s.streams.Pty, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := attachAll(t, a)
+	if e := waitExit(t, exits, s); e.Status != 4 {
+		t.Fatalf("exit %+v", e)
+	}
+	if !strings.Contains(got[FrameStdout].String(), "got hello\r\n") || got[FrameStderr].Len() != 0 {
+		t.Fatalf("attached %q / %q", got[FrameStdout], got[FrameStderr])
+	}
+}
+
+// TestSlowAttacherLosesNothing floods a container's output to an attacher
+// that does not read for a while: the attacher and the log both get every
+// line, since a lagging attacher pauses the reading of the container's
+// pipe rather than dropping data.
+func TestSlowAttacherLosesNothing(t *testing.T) {
+	c, root := startMonitor(t)
+	const n = 300000
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gate on stdin lets the attacher be in place before the flood.
+	s := create(t, c, root, "flood", fmt.Sprintf(`read x; seq 1 %d`, n), true)
+	a, err := c.Attach(context.Background(), "flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, err := io.WriteString(s.streams.Stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Not reading, the attacher lags: the monitor stops reading the
+	// container's pipe instead of queueing without bound or dropping.
+	testutil.Eventually(t, 20*time.Second, func() error {
+		list, err := c.List(context.Background())
+		if err != nil || len(list) != 1 || !list[0].Paused {
+			return fmt.Errorf("not paused: %+v %v", list, err)
+		}
+		return nil
+	})
+	var got bytes.Buffer
+	for {
+		kind, data, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil || kind != FrameStdout {
+			t.Fatalf("attach: %v, kind %d", err, kind)
+		}
+		got.Write(data)
+	}
+	waitExit(t, exits, s)
+	var want bytes.Buffer
+	for i := 1; i <= n; i++ {
+		want.WriteString(strconv.Itoa(i) + "\n")
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Fatalf("attached %d bytes, want %d", got.Len(), want.Len())
+	}
+	checkSequence(t, readLog(t, s.req.Log.Path), "stdout", 1, n)
+}
+
+// TestKilledMonitorIsReplacedWithoutLosingOutput kills the monitor with
+// SIGKILL while a container floods its output: the duplicates of the pipes
+// that the test holds (as the daemon does) keep the container from dying
+// of SIGPIPE, and a new monitor that adopts them logs every line. The
+// container's exit status is lost (it was reparented), and says so.
+func TestKilledMonitorIsReplacedWithoutLosingOutput(t *testing.T) {
+	c, root := startMonitor(t)
+	const first, n = 1000, 100000
+	s := create(t, c, root, "survivor", fmt.Sprintf(`seq 1 %d; read x; seq %d %d; exit 3`, first, first+1, n), true)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := len(readLog(t, s.req.Log.Path)); got < first {
+			return fmt.Errorf("%d lines logged", got)
+		}
+		return nil
+	})
+	if err := unix.Kill(monitorPid(t, c), unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := c.Ping(context.Background())
+		if err == nil {
+			return errors.New("the monitor still answers")
+		}
+		return nil
+	})
+	// With no monitor at all, the container goes on and fills its pipe.
+	if _, err := io.WriteString(s.streams.Stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	c2, err := Ensure(context.Background(), root, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exits, err := c2.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.Adopt(context.Background(), Request{ID: s.req.ID, Pid: s.pid, ExitFile: s.req.ExitFile, Log: s.req.Log}, s.streams); err != nil {
+		t.Fatal(err)
+	}
+	e := waitExit(t, exits, s)
+	if !e.Lost || e.Status != 255 {
+		t.Fatalf("exit %+v: want a lost status", e)
+	}
+	checkSequence(t, readLog(t, s.req.Log.Path), "stdout", 1, n)
+}
+
+// TestUpgradeKeepsContainersOutputAndStatus re-executes the monitor into
+// another binary while a container runs with a half-written line: same
+// pid, the container still its child (its real status is recorded), the
+// line whole in the log.
+func TestUpgradeKeepsContainersOutputAndStatus(t *testing.T) {
+	c, root := startMonitor(t)
+	self, _ := os.Executable()
+	next := filepath.Join(t.TempDir(), "berth-next")
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(next, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "steady", `echo before; printf 'half a '; read x; echo line; seq 1 50000; exit 7`, true)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := readLog(t, s.req.Log.Path); len(got) < 1 {
+			return errors.New("nothing logged yet")
+		}
+		return nil
+	})
+	pid := monitorPid(t, c)
+	resp, err := c.Upgrade(context.Background(), next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.MonitorPid != pid {
+		t.Fatalf("upgraded monitor has pid %d, was %d", resp.MonitorPid, pid)
+	}
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); exe != next {
+		t.Fatalf("monitor runs %s, want %s", exe, next)
+	}
+	// The subscription ended with the old process; a new one is live.
+	if _, ok := <-exits; ok {
+		t.Fatal("exit stream outlived the upgrade")
+	}
+	exits, err = c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c.List(context.Background()); err != nil || len(list) != 1 || list[0].Pid != s.pid || list[0].Adopted {
+		t.Fatalf("after upgrade: %+v %v", list, err)
+	}
+	if _, err := io.WriteString(s.streams.Stdin, "go\n"); err != nil {
+		t.Fatal(err)
+	}
+	if e := waitExit(t, exits, s); e.Status != 7 || e.Lost {
+		t.Fatalf("exit %+v: want status 7", e)
+	}
+	got := readLog(t, s.req.Log.Path)
+	if len(got) < 2 || string(got[0].Line) != "before\n" || string(got[1].Line) != "half a line\n" {
+		t.Fatalf("log starts %q", got[:min(2, len(got))])
+	}
+	checkSequence(t, got[2:], "stdout", 1, 50000)
 }

@@ -1,9 +1,7 @@
 package monitor
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,11 +22,14 @@ import (
 // whose first process is a child of this process, with the given stdio, and
 // release it to run the user's process.
 type Runtime interface {
-	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, err error)
+	// Create returns the pid of the container's first process and, for a
+	// container with a terminal, the pty master.
+	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, console *os.File, err error)
 	Start(ctx context.Context, id string) error
 }
 
-// Stdio is the container's standard streams, as the monitor made them.
+// Stdio is the container's standard streams, as the monitor made them;
+// a terminal container gets none (its pty is its stdio).
 type Stdio struct {
 	Stdin, Stdout, Stderr *os.File
 }
@@ -45,75 +46,111 @@ type Server struct {
 	log     *slog.Logger
 	version string
 
-	epfd int
-	ln   *net.UnixListener
-	stop chan struct{}
+	epfd   int
+	wakefd int // an eventfd in the epoll set: wakes the loop to park it
+	ln     *net.UnixListener
+	lock   *os.File
+	stop   chan struct{}
+	closed sync.Once
 
-	mu          sync.Mutex // guards the maps and each container's fields below
+	// ops orders requests that change containers (read side) against an
+	// upgrade (write side), which must not exec half-way through a create.
+	ops sync.RWMutex
+
+	mu          sync.Mutex // guards the maps, parking and each container's fields below
 	watches     map[int32]*watch
 	containers  map[string]*container
 	subscribers map[chan Exit]struct{}
+	parking     *parkRequest
 }
 
 type container struct {
 	id       string
 	pid      int
 	pidfd    int
+	child    bool // our child, so wait4 can read its status; false when adopted
 	exitFile string
+	logOpts  LogOptions
 	log      *logs.Writer
-	stdin    *os.File // write end of the container's stdin, when kept
-	open     int      // output pipes not yet at EOF
+	out      []*watch // stdout and stderr, or the pty
+	stdin    int      // write end of the stdin pipe, or -1
+	open     int      // output watches not yet at EOF
 	exit     *Exit    // set once reaped
 	recorded bool     // exit file written and subscribers told
+	// attachers get the raw output; paused is set while one of them lags
+	// and the container's output is not read (back-pressure).
+	attachers map[*attacher]struct{}
+	paused    bool
 }
 
 type watch struct {
-	c       *container
-	fd      int
-	stream  string // "stdout", "stderr", or "" for the pidfd
-	partial []byte // a line not yet ended; touched by the loop only
+	c          *container
+	fd         int
+	stream     string // stdout, stderr, pty; "" for the pidfd
+	partial    []byte // a line not yet ended; touched by the loop only
+	registered bool   // in the epoll set
+	closed     bool
+}
+
+// kind is the attach frame kind of the watch's output.
+func (w *watch) kind() byte {
+	if w.stream == StreamStderr {
+		return FrameStderr
+	}
+	return FrameStdout
+}
+
+// logStream is the stream name the watch's lines carry in the log.
+func (w *watch) logStream() string {
+	if w.stream == StreamStderr {
+		return "stderr"
+	}
+	return "stdout"
 }
 
 // Serve runs the monitor for root until a shutdown request. It is the body
-// of the hidden entry point.
+// of the hidden entry point. An upgraded monitor (restoreEnv set) takes
+// over its predecessor's state instead of starting empty.
 func Serve(root string, rt Runtime, version string, log *slog.Logger) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("monitor: become subreaper: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(root, "monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("monitor: lock: %w", err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return fmt.Errorf("monitor: another monitor serves %s", root)
-	}
-	_ = lock.Truncate(0)
-	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return fmt.Errorf("monitor: epoll: %w", err)
-	}
 	s := &Server{
-		root: root, rt: rt, log: log, version: version, epfd: epfd,
+		root: root, rt: rt, log: log, version: version,
 		stop:        make(chan struct{}),
 		watches:     map[int32]*watch{},
 		containers:  map[string]*container{},
 		subscribers: map[chan Exit]struct{}{},
 	}
-	sock := filepath.Join(root, SocketName)
-	_ = os.Remove(sock)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		return fmt.Errorf("monitor: listen: %w", err)
+	var err error
+	if s.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fmt.Errorf("monitor: epoll: %w", err)
 	}
-	_ = os.Chmod(sock, 0o600)
-	s.ln = ln
+	if s.wakefd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return fmt.Errorf("monitor: eventfd: %w", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(s.wakefd)}
+	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, s.wakefd, &ev); err != nil {
+		return fmt.Errorf("monitor: epoll: %w", err)
+	}
+	var reply *net.UnixConn
+	if v := os.Getenv(restoreEnv); v != "" {
+		os.Unsetenv(restoreEnv)
+		if reply, err = s.restore(v); err != nil {
+			return err
+		}
+	} else if err := s.listen(); err != nil {
+		return err
+	}
+	defer s.lock.Close()
 	go s.loop()
-	log.Info("monitor serving", "root", root, "pid", os.Getpid())
+	log.Info("monitor serving", "root", root, "pid", os.Getpid(), "version", version, "containers", len(s.containers))
+	if reply != nil {
+		_ = writeJSON(reply, Response{MonitorPid: os.Getpid(), Version: version})
+		reply.Close()
+	}
 	for {
-		conn, err := ln.AcceptUnix()
+		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			select {
 			case <-s.stop:
@@ -130,49 +167,123 @@ func Serve(root string, rt Runtime, version string, log *slog.Logger) error {
 	}
 }
 
+// listen takes the state root's monitor lock and opens the socket.
+func (s *Server) listen() error {
+	lock, err := os.OpenFile(filepath.Join(s.root, "monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("monitor: lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return fmt.Errorf("monitor: another monitor serves %s", s.root)
+	}
+	_ = lock.Truncate(0)
+	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	s.lock = lock
+	sock := filepath.Join(s.root, SocketName)
+	_ = os.Remove(sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("monitor: listen: %w", err)
+	}
+	_ = os.Chmod(sock, 0o600)
+	s.ln = ln
+	return nil
+}
+
 func (s *Server) handle(conn *net.UnixConn) {
-	defer conn.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			conn.Close()
+		}
+	}()
 	var req Request
-	if err := json.NewDecoder(bufio.NewReader(conn)).Decode(&req); err != nil {
+	fds, err := readJSON(conn, &req)
+	if err != nil {
 		return
 	}
-	reply := func(r Response) { _ = json.NewEncoder(conn).Encode(r) }
+	reply := func(r Response, fds ...int) { _ = writeJSON(conn, r, fds...) }
 	fail := func(err error) { reply(Response{Error: err.Error()}) }
+	if req.Op != "adopt" {
+		closeFds(fds)
+	}
 	switch req.Op {
 	case "ping":
 		reply(Response{MonitorPid: os.Getpid(), Version: s.version})
 	case "create":
-		pid, err := s.create(req)
+		s.ops.RLock()
+		pid, names, sent, err := s.create(req)
+		s.ops.RUnlock()
 		if err != nil {
 			fail(err)
 			return
 		}
-		reply(Response{Pid: pid})
+		reply(Response{Pid: pid, Streams: names}, sent...)
+		closeFds(sent)
 	case "start":
-		if err := s.rt.Start(context.Background(), req.ID); err != nil {
+		s.ops.RLock()
+		err := s.rt.Start(context.Background(), req.ID)
+		s.ops.RUnlock()
+		if err != nil {
 			fail(fmt.Errorf("start %s: %w", req.ID, err))
 			return
 		}
 		reply(Response{})
+	case "adopt":
+		s.ops.RLock()
+		err := s.adopt(req, fds)
+		s.ops.RUnlock()
+		if err != nil {
+			fail(err)
+			return
+		}
+		reply(Response{})
+	case "closestdin":
+		s.mu.Lock()
+		c := s.containers[req.ID]
+		if c != nil && c.stdin >= 0 {
+			unix.Close(c.stdin)
+			c.stdin = -1
+		}
+		s.mu.Unlock()
+		reply(Response{})
 	case "list":
 		reply(Response{Containers: s.list()})
+	case "streams":
+		s.streams(conn)
 	case "subscribe":
 		s.subscribe(conn)
+	case "attach":
+		keep = s.attach(conn, req.ID)
+	case "upgrade":
+		keep = s.upgrade(conn, req.Binary)
 	case "shutdown":
 		s.mu.Lock()
-		busy := len(s.containers)
+		busy := 0
+		for _, c := range s.containers {
+			if c.exit == nil {
+				busy++
+			}
+		}
 		s.mu.Unlock()
 		if req.IfIdle && busy > 0 {
 			fail(fmt.Errorf("monitor: %d containers still run", busy))
 			return
 		}
 		reply(Response{})
-		close(s.stop)
-		s.ln.Close()
-		_ = os.Remove(filepath.Join(s.root, SocketName))
+		s.shutdown()
 	default:
 		fail(fmt.Errorf("monitor: unknown request %q", req.Op))
 	}
+}
+
+func (s *Server) shutdown() {
+	s.closed.Do(func() {
+		close(s.stop)
+		s.ln.Close()
+		_ = os.Remove(filepath.Join(s.root, SocketName))
+	})
 }
 
 func (s *Server) list() []Container {
@@ -181,10 +292,64 @@ func (s *Server) list() []Container {
 	out := make([]Container, 0, len(s.containers))
 	for _, c := range s.containers {
 		if c.exit == nil {
-			out = append(out, Container{ID: c.id, Pid: c.pid})
+			out = append(out, Container{ID: c.id, Pid: c.pid, Adopted: !c.child, Paused: c.paused})
 		}
 	}
 	return out
+}
+
+// streams sends, one frame per running container, the descriptors of its
+// stdio, so that a restarted daemon holds duplicates again.
+func (s *Server) streams(conn *net.UnixConn) {
+	type item struct {
+		c     Container
+		names []string
+		fds   []int
+	}
+	var items []item
+	s.mu.Lock()
+	for _, c := range s.containers {
+		if c.exit != nil {
+			continue
+		}
+		names, fds := c.stdio()
+		// Dup under the lock: a closing watch must not close them under us.
+		dups := make([]int, 0, len(fds))
+		for _, fd := range fds {
+			if d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+				dups = append(dups, d)
+			} else {
+				names = names[:len(dups)]
+				break
+			}
+		}
+		items = append(items, item{c: Container{ID: c.id, Pid: c.pid, Adopted: !c.child}, names: names, fds: dups})
+	}
+	s.mu.Unlock()
+	for i, it := range items {
+		err := writeJSON(conn, Response{Containers: []Container{it.c}, Streams: it.names}, it.fds...)
+		closeFds(it.fds)
+		if err != nil {
+			for _, rest := range items[i+1:] {
+				closeFds(rest.fds)
+			}
+			return
+		}
+	}
+	_ = writeJSON(conn, Response{Done: true})
+}
+
+// stdio lists the container's open stdio descriptors by name. s.mu is held.
+func (c *container) stdio() (names []string, fds []int) {
+	for _, w := range c.out {
+		if !w.closed {
+			names, fds = append(names, w.stream), append(fds, w.fd)
+		}
+	}
+	if c.stdin >= 0 {
+		names, fds = append(names, StreamStdin), append(fds, c.stdin)
+	}
+	return names, fds
 }
 
 // subscribe streams exits to conn until the client goes away.
@@ -204,16 +369,15 @@ func (s *Server) subscribe(conn *net.UnixConn) {
 		_, _ = conn.Read(b[:])
 		close(gone)
 	}()
-	enc := json.NewEncoder(conn)
-	// An empty first line tells the client the subscription is live, so it
-	// can read exit files knowing no later exit will be missed.
-	if enc.Encode(Exit{}) != nil {
+	// An empty first frame tells the client the subscription is live, so
+	// it can read exit files knowing no later exit will be missed.
+	if writeJSON(conn, Exit{}) != nil {
 		return
 	}
 	for {
 		select {
 		case e := <-ch:
-			if enc.Encode(e) != nil {
+			if writeJSON(conn, e) != nil {
 				return
 			}
 		case <-gone:
@@ -224,114 +388,198 @@ func (s *Server) subscribe(conn *net.UnixConn) {
 	}
 }
 
-// create makes the container's pipes, has the runtime create it, and starts
-// watching its output and its first process.
-func (s *Server) create(req Request) (int, error) {
+// create makes the container's pipes (or has the runtime make its pty),
+// has the runtime create it, and starts watching its output and its first
+// process. It returns the pid and the stdio descriptors for the daemon to
+// duplicate.
+func (s *Server) create(req Request) (int, []string, []int, error) {
 	if req.ID == "" || req.Bundle == "" || req.Log.Path == "" || req.ExitFile == "" {
-		return 0, errors.New("create: id, bundle, log path and exit file are required")
+		return 0, nil, nil, errors.New("create: id, bundle, log path and exit file are required")
 	}
 	s.mu.Lock()
 	if c, ok := s.containers[req.ID]; ok && !c.recorded {
 		s.mu.Unlock()
-		return 0, fmt.Errorf("create %s: already running as pid %d", req.ID, c.pid)
+		return 0, nil, nil, fmt.Errorf("create %s: already running as pid %d", req.ID, c.pid)
 	}
 	s.mu.Unlock()
-	if req.Terminal {
-		return 0, fmt.Errorf("create %s: terminal containers are not supported by the monitor yet", req.ID)
-	}
 	_ = os.Remove(req.ExitFile)
 
-	w, err := logs.OpenWriter(req.Log.Path, logs.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+	lw, err := logs.OpenWriter(req.Log.Path, logs.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
 	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", req.ID, err)
+		return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 	}
-	var toClose []*os.File // the container's ends, ours to close once it has them
-	closeAll := func() {
-		for _, f := range toClose {
+	var ours, theirs []*os.File // our ends (kept on success), the container's (closed once it has them)
+	cleanup := func(all bool) {
+		for _, f := range theirs {
 			f.Close()
 		}
+		if all {
+			for _, f := range ours {
+				f.Close()
+			}
+			lw.Close()
+		}
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		w.Close()
-		return 0, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		w.Close()
-		outR.Close()
-		outW.Close()
-		return 0, err
-	}
-	toClose = append(toClose, outW, errW)
-	var stdin, stdinW *os.File
-	if req.Stdin {
-		r, wr, err := os.Pipe()
+	var stdio Stdio
+	var outR, errR, stdinW *os.File
+	if !req.Terminal {
+		var outW, errW, stdinR *os.File
+		if outR, outW, err = os.Pipe(); err == nil {
+			ours, theirs = append(ours, outR), append(theirs, outW)
+			if errR, errW, err = os.Pipe(); err == nil {
+				ours, theirs = append(ours, errR), append(theirs, errW)
+			}
+		}
+		if err == nil && req.Stdin {
+			if stdinR, stdinW, err = os.Pipe(); err == nil {
+				ours, theirs = append(ours, stdinW), append(theirs, stdinR)
+			}
+		}
 		if err != nil {
-			w.Close()
-			outR.Close()
-			errR.Close()
-			closeAll()
-			return 0, err
+			cleanup(true)
+			return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 		}
-		stdin, stdinW = r, wr
-	} else if stdin, err = os.Open(os.DevNull); err != nil {
-		w.Close()
-		outR.Close()
-		errR.Close()
-		closeAll()
-		return 0, err
+		stdio = Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW}
 	}
-	toClose = append(toClose, stdin)
-
-	pid, err := s.rt.Create(context.Background(), req.ID, req.Bundle, Stdio{Stdin: stdin, Stdout: outW, Stderr: errW})
-	closeAll()
+	pid, console, err := s.rt.Create(context.Background(), req.ID, req.Bundle, stdio)
+	if err == nil && req.Terminal && console == nil {
+		err = errors.New("the runtime gave no pty")
+	}
 	if err != nil {
-		w.Close()
-		outR.Close()
-		errR.Close()
-		if stdinW != nil {
-			stdinW.Close()
-		}
-		return 0, fmt.Errorf("create %s: %w", req.ID, err)
+		cleanup(true)
+		return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 	}
+	cleanup(false)
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		// Without a pidfd the exit would go unnoticed; refuse rather than lose it.
-		w.Close()
-		outR.Close()
-		errR.Close()
-		return 0, fmt.Errorf("create %s: pidfd_open(%d): %w", req.ID, pid, err)
+		cleanup(true)
+		if console != nil {
+			console.Close()
+		}
+		_ = unix.Kill(pid, unix.SIGKILL)
+		return 0, nil, nil, fmt.Errorf("create %s: pidfd_open(%d): %w", req.ID, pid, err)
 	}
-	c := &container{id: req.ID, pid: pid, pidfd: pidfd, exitFile: req.ExitFile, log: w, stdin: stdinW, open: 2}
+	c := &container{id: req.ID, pid: pid, pidfd: pidfd, child: true, exitFile: req.ExitFile, logOpts: req.Log, log: lw, stdin: -1}
+	type stream struct {
+		f    *os.File
+		name string
+	}
+	var streams []stream
+	if req.Terminal {
+		streams = []stream{{console, StreamPty}}
+	} else {
+		streams = []stream{{outR, StreamStdout}, {errR, StreamStderr}}
+		if stdinW != nil {
+			if c.stdin, err = detachFd(stdinW, false); err != nil {
+				c.stdin = -1
+			}
+		}
+	}
+	for _, st := range streams {
+		fd, err := detachFd(st.f, true)
+		if err != nil {
+			s.log.Error("monitor: detach fd", "container", req.ID, "err", err)
+			continue
+		}
+		c.out = append(c.out, &watch{c: c, fd: fd, stream: st.name})
+	}
+	c.open = len(c.out)
+	s.mu.Lock()
+	s.containers[req.ID] = c
+	names, fds := c.stdio()
+	// The answer carries duplicates taken under the lock (a watch closing
+	// at EOF must not close them under us); handle closes them once sent.
+	dups := make([]int, 0, len(fds))
+	for _, fd := range fds {
+		if d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+			dups = append(dups, d)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range c.out {
+		s.add(w)
+	}
+	s.add(&watch{c: c, fd: pidfd})
+	if len(dups) != len(names) {
+		closeFds(dups)
+		return pid, nil, nil, nil
+	}
+	return pid, names, dups, nil
+}
+
+// adopt takes over a container whose monitor died: its first process is
+// not our child (its exit status will be lost), but its stdio descriptors,
+// which the daemon kept, are drained to the log again.
+func (s *Server) adopt(req Request, fds []int) error {
+	if req.ID == "" || req.Pid <= 0 || req.ExitFile == "" || req.Log.Path == "" || len(req.Streams) != len(fds) {
+		closeFds(fds)
+		return errors.New("adopt: id, pid, exit file, log path and one name per descriptor are required")
+	}
+	s.mu.Lock()
+	if c, ok := s.containers[req.ID]; ok && !c.recorded {
+		s.mu.Unlock()
+		closeFds(fds)
+		return fmt.Errorf("adopt %s: already supervised (pid %d)", req.ID, c.pid)
+	}
+	s.mu.Unlock()
+	lw, err := logs.OpenWriter(req.Log.Path, logs.Options{MaxSize: req.Log.MaxSize, MaxFiles: req.Log.MaxFiles})
+	if err != nil {
+		closeFds(fds)
+		return fmt.Errorf("adopt %s: %w", req.ID, err)
+	}
+	c := &container{id: req.ID, pid: req.Pid, pidfd: -1, exitFile: req.ExitFile, logOpts: req.Log, log: lw, stdin: -1}
+	for i, name := range req.Streams {
+		fd := fds[i]
+		switch name {
+		case StreamStdout, StreamStderr, StreamPty:
+			if err := unix.SetNonblock(fd, true); err != nil {
+				unix.Close(fd)
+				continue
+			}
+			c.out = append(c.out, &watch{c: c, fd: fd, stream: name})
+		case StreamStdin:
+			c.stdin = fd
+		default:
+			unix.Close(fd)
+		}
+	}
+	c.open = len(c.out)
+	pidfd, err := unix.PidfdOpen(req.Pid, 0)
+	if err != nil {
+		// It ended while no monitor watched: when, and how, is unknown.
+		c.exit = &Exit{ID: c.id, Pid: c.pid, Status: 255, Lost: true, ExitedAt: time.Now().UTC()}
+	} else {
+		c.pidfd = pidfd
+	}
 	s.mu.Lock()
 	s.containers[req.ID] = c
 	s.mu.Unlock()
-	for _, f := range []struct {
-		file   *os.File
-		stream string
-	}{{outR, "stdout"}, {errR, "stderr"}} {
-		fd, err := detachFd(f.file)
-		if err != nil {
-			return 0, fmt.Errorf("create %s: %w", req.ID, err)
-		}
-		s.add(&watch{c: c, fd: fd, stream: f.stream})
+	for _, w := range c.out {
+		s.add(w)
 	}
-	s.add(&watch{c: c, fd: pidfd})
-	return pid, nil
+	if c.pidfd >= 0 {
+		s.add(&watch{c: c, fd: c.pidfd})
+	} else if c.open == 0 {
+		s.record(c)
+	}
+	return nil
 }
 
 // detachFd takes the descriptor out of an *os.File (so the garbage
-// collector never closes it behind the loop's back), non-blocking.
-func detachFd(f *os.File) (int, error) {
+// collector never closes it behind the loop's back), close-on-exec, and
+// non-blocking when asked.
+func detachFd(f *os.File, nonblock bool) (int, error) {
 	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	f.Close()
 	if err != nil {
 		return -1, err
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return -1, err
+	if nonblock {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
 	}
 	return fd, nil
 }
@@ -339,19 +587,42 @@ func detachFd(f *os.File) (int, error) {
 func (s *Server) add(w *watch) {
 	s.mu.Lock()
 	s.watches[int32(w.fd)] = w
+	s.register(w)
 	s.mu.Unlock()
+}
+
+// register puts w in the epoll set. s.mu is held.
+func (s *Server) register(w *watch) {
+	if w.registered || w.closed {
+		return
+	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLHUP | unix.EPOLLERR, Fd: int32(w.fd)}
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, w.fd, &ev); err != nil {
 		s.log.Error("monitor: epoll add", "container", w.c.id, "err", err)
+		return
 	}
+	w.registered = true
 }
 
-func (s *Server) remove(w *watch) {
+// unregister takes w out of the epoll set. s.mu is held.
+func (s *Server) unregister(w *watch) {
+	if !w.registered {
+		return
+	}
 	_ = unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
+	w.registered = false
+}
+
+// remove stops watching w and closes its descriptor.
+func (s *Server) remove(w *watch) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unregister(w)
 	delete(s.watches, int32(w.fd))
-	s.mu.Unlock()
-	unix.Close(w.fd)
+	if !w.closed {
+		unix.Close(w.fd)
+		w.closed = true
+	}
 }
 
 // record writes the exit file and tells subscribers, once the output is
@@ -387,8 +658,9 @@ func (s *Server) release(c *container) {
 		return
 	}
 	c.log.Close()
-	if c.stdin != nil {
-		c.stdin.Close()
+	if c.stdin >= 0 {
+		unix.Close(c.stdin)
+		c.stdin = -1
 	}
 	if cur, ok := s.containers[c.id]; ok && cur == c {
 		delete(s.containers, c.id)
