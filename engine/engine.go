@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/dnsresolver"
+	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/network"
@@ -40,6 +41,7 @@ type Engine struct {
 	Volumes    *volume.Store
 	Networks   *network.Manager
 	Runtime    *runtime.Runtime
+	Builder    *build.Builder // Dockerfile builds, RUN steps as this process's children
 	Containers *container.Manager
 	// DNS answers the containers' names on each network's gateway.
 	DNS *dnsresolver.Server
@@ -85,6 +87,9 @@ func Open(ctx context.Context, opts Options) (_ *Engine, err error) {
 		StateDir: filepath.Join(opts.Root, "runtime"), CgroupParent: rootid.CgroupParent(opts.Root),
 		Binary: opts.Binary, Logger: opts.Log,
 	}); err != nil {
+		return nil, err
+	}
+	if e.Builder, err = build.New(ctx, build.Config{Root: opts.Root, Images: e.Images, Runtime: e.Runtime, Log: opts.Log}); err != nil {
 		return nil, err
 	}
 	e.DNS = dnsresolver.New(dnsresolver.Config{})

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/containerd/errdefs"
-
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/network"
@@ -131,9 +129,9 @@ func (e *Engine) PullImage(ctx context.Context, ref string, sink progress.Sink) 
 	return err
 }
 
-// BuildImage builds a service's image.
+// BuildImage builds a service's image (see buildimage.go).
 func (e *Engine) BuildImage(ctx context.Context, p *manifest.Project, s manifest.Service, sink progress.Sink) error {
-	return errdefs.ErrNotImplemented.WithMessage("build: the image builder is not built yet")
+	return e.buildService(ctx, p, s, sink)
 }
 
 // RemoveImage removes an image that no container uses.

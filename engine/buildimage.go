@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"runtime"
+	"strings"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/engine/build"
+	"github.com/berth-dev/berth/internal/progress"
+	"github.com/berth-dev/berth/manifest"
+)
+
+// Labels docker compose puts on the images it builds.
+const (
+	buildLabelProject = "com.docker.compose.project"
+	buildLabelService = "com.docker.compose.service"
+)
+
+// ServiceBuildOptions turns a service's build: section into the builder's
+// options, as docker compose does: the image is named after the service's
+// image: (or PROJECT-SERVICE) and build.tags, and labelled with the
+// project and service. The CLI (`berth build`) and up --build share it.
+func ServiceBuildOptions(p *manifest.Project, s manifest.Service) (build.Options, error) {
+	b := s.Build
+	if b == nil {
+		return build.Options{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("service %s has no build section", s.Name))
+	}
+	if strings.Contains(b.Context, "://") || strings.HasPrefix(b.Context, "git@") {
+		return build.Options{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build context %s: remote contexts are not supported", s.Name, b.Context))
+	}
+	if len(b.AdditionalContexts) > 0 {
+		return build.Options{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build.additional_contexts is not supported", s.Name))
+	}
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	for _, pl := range b.Platforms {
+		if pl != host {
+			return build.Options{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build platform %s: berth builds for this host (%s) only", s.Name, pl, host))
+		}
+	}
+	labels := maps.Clone(b.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[buildLabelProject], labels[buildLabelService] = p.Name, s.Name
+	return build.Options{
+		Context: b.Context, Dockerfile: b.Dockerfile, DockerfileInline: b.DockerfileInline,
+		Args: maps.Clone(b.Args), Target: b.Target, Labels: labels,
+		Tags: append([]string{s.Image}, b.Tags...), NoCache: b.NoCache, Pull: b.Pull,
+		Network: b.Network, ExtraHosts: b.ExtraHosts, ShmSize: b.ShmSize, Name: s.Name,
+	}, nil
+}
+
+// buildService builds a service's image with the engine's builder.
+func (e *Engine) buildService(ctx context.Context, p *manifest.Project, s manifest.Service, sink progress.Sink) error {
+	opts, err := ServiceBuildOptions(p, s)
+	if err != nil {
+		return err
+	}
+	opts.Sink = sink
+	if _, err := e.Builder.Build(ctx, opts); err != nil {
+		return fmt.Errorf("build service %s: %w", s.Name, err)
+	}
+	return nil
+}
