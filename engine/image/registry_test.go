@@ -403,3 +403,53 @@ func (p *plainLayer) Uncompressed() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(p.tar)), nil
 }
 func (p *plainLayer) MediaType() (types.MediaType, error) { return types.OCIUncompressedLayer, nil }
+
+// TestPullPicksThePlatformFromAnIndex pulls a multi-platform image: the
+// host's platform by default, another on request; the repo digest is the
+// index's, as docker records it.
+func TestPullPicksThePlatformFromAnIndex(t *testing.T) {
+	t.Parallel()
+	reg := imagetest.StartRegistry(t, imagetest.AuthNone)
+	host := hostPlatform()
+	other := v1.Platform{OS: "linux", Architecture: "riscv64"}
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, p := range []v1.Platform{other, host} {
+		content := makeTar(t, file("arch", p.Architecture))
+		layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(content)), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, layer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: p.OS, Architecture: p.Architecture, RootFS: v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{digestOf(content)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	}
+	ref := reg.Host + "/multi/arch:1"
+	nref, _ := name.ParseReference(ref)
+	if err := remote.WriteIndex(nref, idx); err != nil {
+		t.Fatal(err)
+	}
+	indexDigest, _ := idx.Digest()
+	s, _ := newStore(t, Options{})
+	for _, c := range []struct {
+		platform *v1.Platform
+		want     string
+	}{{nil, host.Architecture}, {&other, other.Architecture}} {
+		img, err := s.Pull(context.Background(), ref, PullOptions{Platform: c.platform})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img.Config.Architecture != c.want || !slices.Contains(img.RepoDigests, reg.Host+"/multi/arch@"+indexDigest.String()) {
+			t.Fatalf("pulled %s with repo digests %v, want %s and the index digest", img.Config.Architecture, img.RepoDigests, c.want)
+		}
+		dirs, _ := s.Snapshots(context.Background(), img.ID)
+		if b, _ := os.ReadFile(filepath.Join(dirs[0], "arch")); string(b) != c.want {
+			t.Fatalf("snapshot holds %q, want %q", b, c.want)
+		}
+	}
+}
