@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -78,7 +79,7 @@ func run(duration time.Duration, conns, threads, rounds, attaches int) error {
 	hp := web.Ports[0].HostPort
 
 	fmt.Printf("network: subnet %s, MTU %d, container %s, published host port %d\n", n.Subnet, n.MTU, ep.IP(), hp)
-	fmt.Printf("network: wrk -t%d -c%d -d%s (keep-alive), median of %d runs\n", threads, conns, duration, rounds)
+	fmt.Printf("network: wrk -t%d -c%d -d%s (keep-alive), %d interleaved rounds; medians, and medians of the per-round ratios\n", threads, conns, duration, rounds)
 	paths := []struct{ name, url string }{
 		{"direct to the container", fmt.Sprintf("http://%s/", netip.AddrPortFrom(ep.IP(), 8080))},
 		{"published on 127.0.0.1", fmt.Sprintf("http://127.0.0.1:%d/", hp)},
@@ -87,21 +88,32 @@ func run(duration time.Duration, conns, threads, rounds, attaches int) error {
 		paths = append(paths, struct{ name, url string }{"published on the host address " + host.String(), fmt.Sprintf("http://%s/", netip.AddrPortFrom(host, hp))})
 	}
 	results := make([][]float64, len(paths))
+	costs := make([][]float64, len(paths))
 	for r := 0; r < rounds; r++ {
 		for i, p := range paths {
-			rps, err := runWrk(wrk, p.url, duration, conns, threads)
+			run, err := runWrk(wrk, p.url, duration, conns, threads)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
-			results[i] = append(results[i], rps)
+			results[i] = append(results[i], run.rps)
+			costs[i] = append(costs[i], run.cpuPerRequest)
 		}
 	}
-	direct := median(results[0])
 	for i, p := range paths {
-		rps := median(results[i])
+		// Ratios are taken run by run against the direct run of the same
+		// round, then their median: the machine's load drifts between
+		// rounds more than within one.
+		var ratios, cpuRatios []float64
+		for r := range results[i] {
+			ratios = append(ratios, results[i][r]/results[0][r])
+			cpuRatios = append(cpuRatios, costs[0][r]/costs[i][r])
+		}
 		lo, hi := slices.Min(results[i]), slices.Max(results[i])
-		fmt.Printf("network: %-44s %9.0f req/s  %5.1f%% of direct  (runs %.0f-%.0f)\n", p.name, rps, 100*rps/direct, lo, hi)
+		fmt.Printf("network: %-44s %7.0f req/s %6.1f%% of direct (runs %.0f-%.0f); %5.1f µs CPU/req, %5.1f%% of direct at equal CPU\n",
+			p.name, median(results[i]), 100*median(ratios), lo, hi, median(costs[i])*1e6, 100*median(cpuRatios))
 	}
+	fmt.Println("network: (CPU/req: wrk's and the server's user+system time, where the kernel's packet work is charged, per request;")
+	fmt.Println("network:  on a shared machine it is steadier than req/s, which the other processes' load moves)")
 	return timeAttach(m, n.Name, attaches)
 }
 
@@ -133,22 +145,53 @@ func serveHTTP(path string, port int) (func(), error) {
 	return func() { srv.Close() }, nil
 }
 
-var rpsLine = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+var (
+	rpsLine      = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	requestsLine = regexp.MustCompile(`([0-9]+) requests in`)
+	errorsLine   = regexp.MustCompile(`Non-2xx|Socket errors`)
+)
 
-func runWrk(wrk, url string, d time.Duration, conns, threads int) (float64, error) {
-	out, err := exec.Command(wrk, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns),
-		"-d"+strconv.Itoa(int(d.Seconds()))+"s", url).CombinedOutput()
+type wrkRun struct {
+	rps           float64
+	cpuPerRequest float64 // seconds
+}
+
+// runWrk runs wrk against url and returns its rate and the CPU time that
+// wrk and this process (the server) spent per request.
+func runWrk(wrk, url string, d time.Duration, conns, threads int) (wrkRun, error) {
+	var before, after syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		return wrkRun{}, err
+	}
+	cmd := exec.Command(wrk, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns),
+		"-d"+strconv.Itoa(int(d.Seconds()))+"s", url)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+		return wrkRun{}, fmt.Errorf("wrk: %v: %s", err, out)
 	}
-	m := rpsLine.FindSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("wrk printed no Requests/sec: %s", out)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		return wrkRun{}, err
 	}
-	if regexp.MustCompile(`Non-2xx|Socket errors`).Match(out) {
-		return 0, fmt.Errorf("wrk saw errors: %s", out)
+	rps, reqs := rpsLine.FindSubmatch(out), requestsLine.FindSubmatch(out)
+	if rps == nil || reqs == nil {
+		return wrkRun{}, fmt.Errorf("wrk printed no Requests/sec: %s", out)
 	}
-	return strconv.ParseFloat(string(m[1]), 64)
+	if errorsLine.Match(out) {
+		return wrkRun{}, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	var run wrkRun
+	run.rps, _ = strconv.ParseFloat(string(rps[1]), 64)
+	n, _ := strconv.ParseFloat(string(reqs[1]), 64)
+	wrkUsage := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	cpu := cpuTime(wrkUsage) + cpuTime(&after) - cpuTime(&before)
+	if n > 0 {
+		run.cpuPerRequest = cpu.Seconds() / n
+	}
+	return run, nil
+}
+
+func cpuTime(r *syscall.Rusage) time.Duration {
+	return time.Duration(r.Utime.Nano() + r.Stime.Nano())
 }
 
 func timeAttach(m *network.Manager, net string, count int) error {
