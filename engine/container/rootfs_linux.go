@@ -52,3 +52,8 @@ func (m *Manager) unmountRootfs(id string) error {
 		return fmt.Errorf("unmount rootfs of %s: %w", id, err)
 	}
 }
+
+// UpperDir is the directory that holds container id's changes to its
+// image (its overlay upper dir; made when the container first starts).
+// `container diff` and `commit` read it.
+func (m *Manager) UpperDir(id string) string { return filepath.Join(m.dir(id), "fs", "upper") }
