@@ -214,4 +214,3 @@ func TestCgroupsPathFromTheSpec(t *testing.T) {
 	rt.host.RemoveIfEmpty("/" + rt.cfg.CgroupParent + "/project")
 	rt.host.RemoveIfEmpty("/" + rt.cfg.CgroupParent)
 }
-

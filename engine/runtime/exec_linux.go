@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -54,14 +57,15 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 		return Process{}, &TransitionError{ID: id, Operation: string(opExec), From: Stopped}
 	}
 	var flags uintptr
-	plan := nsPlan{}
+	userns := false
 	for _, ns := range spec.Linux.Namespaces {
 		if ns.Type == specs.UserNamespace {
-			plan.flags, plan.user = unix.CLONE_NEWUSER, true
+			userns = true
 			continue
 		}
 		flags |= cloneFlag(ns.Type)
 	}
+	plan := nsPlan{}
 	cg, err := r.host.Cgroup(rec.Cgroup)
 	if err != nil {
 		return Process{}, err
@@ -102,6 +106,13 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 		Mode: modeExec, Spec: execSpec(spec, p), Seccomp: prog.Bytes(),
 		Failpoints: r.childFailpoints(),
 	}
+	if userns {
+		if err := r.relay(c, boot, len(stdio.ExtraFiles)); err != nil {
+			return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		boot.New = []specs.LinuxNamespaceType{specs.UserNamespace}
+	}
+
 	if spec.Linux.Seccomp != nil {
 		boot.SeccompFlags = spec.Linux.Seccomp.Flags
 	}
@@ -131,6 +142,55 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	ok = true
 	c.ch.close()
 	return Process{Pid: c.pid, Console: console}, nil
+}
+
+// relay has the first setup stage clone the real one into a user
+// namespace of its own, then takes the new one as c.
+func (r *Runtime) relay(c *child, boot *bootstrap, extra int) error {
+	rb := *boot
+	rb.Mode, rb.ExtraFiles = modeRelay, extra
+	if err := c.ch.send(&message{Type: msgBootstrap, Bootstrap: &rb}); err != nil {
+		return err
+	}
+	m, fds, err := c.ch.recv()
+	if err != nil {
+		return r.childFailure(context.Background(), c, err)
+	}
+	pid := -1
+	for _, fd := range fds {
+		if pid < 0 {
+			pid, err = pidfdPid(fd)
+		}
+		unix.Close(fd)
+	}
+	switch m.Type {
+	case msgRelayed:
+		if pid <= 0 {
+			return fmt.Errorf("the relay's pidfd: %v", err)
+		}
+	case msgError:
+		return &SetupError{Step: m.Step, Err: m.Text}
+	default:
+		return fmt.Errorf("unexpected %s message from the relay", m.Type)
+	}
+	// The relay exits at once; its sibling, now ours, waits for bootstrap.
+	c.reap()
+	c.pid, c.reaped = pid, false
+	return nil
+}
+
+// pidfdPid reads the pid (in our pid namespace) of the process a pidfd refers to.
+func pidfdPid(fd int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	if err != nil {
+		return -1, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return -1, errors.New("no Pid in the pidfd's fdinfo")
 }
 
 // execSpec is the container's spec with p as its process, filled in from

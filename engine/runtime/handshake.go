@@ -43,6 +43,7 @@ const (
 	msgConsole   msgType = "console"   // child -> parent: the pty master, as SCM_RIGHTS
 	msgReady     msgType = "ready"     // child -> parent: set up; waits for Start (create) or execs (exec)
 	msgError     msgType = "error"     // child -> parent: setup failed at Step
+	msgRelayed   msgType = "relayed"   // relay -> parent: a pidfd of the exec setup stage
 )
 
 // message is one packet of the handshake.
@@ -59,6 +60,9 @@ type setupMode string
 const (
 	modeContainer setupMode = "container" // a new container: mounts, pivot_root, waits for Start
 	modeExec      setupMode = "exec"      // one more process in a running container's namespaces
+	// modeRelay clones the exec setup stage into a user namespace of its
+	// own, from inside the container's other namespaces (see Exec).
+	modeRelay setupMode = "relay"
 )
 
 // bootstrap is everything the child needs, computed by the parent so that
@@ -83,6 +87,8 @@ type bootstrap struct {
 	New []specs.LinuxNamespaceType `json:"new,omitempty"`
 	// Cgroups are the container's cgroup directories, bound at /sys/fs/cgroup.
 	Cgroups []cgroups.Mount `json:"cgroups,omitempty"`
+	// ExtraFiles is how many descriptors from 3 on are the process's (relay mode).
+	ExtraFiles int `json:"extraFiles,omitempty"`
 	// Failpoints arms internal/failpoint in the child (tests).
 	Failpoints string `json:"failpoints,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -60,7 +61,9 @@ func Init() {
 		os.Exit(1)
 	}
 	// The handle on our own binary did its job at execve.
-	unix.Close(exeFd)
+	if exeFd >= 0 {
+		unix.Close(exeFd)
+	}
 	unix.CloseOnExec(syncFd)
 	if fifoFd >= 0 {
 		unix.CloseOnExec(fifoFd)
@@ -116,6 +119,9 @@ func (s *setup) warn(format string, args ...any) {
 }
 
 func (s *setup) run() error {
+	if s.boot.Mode == modeRelay {
+		return s.relay()
+	}
 	if s.boot.Mode == modeContainer {
 		if err := s.container(); err != nil {
 			return err
@@ -205,4 +211,48 @@ func (s *setup) oomScoreAdj() error {
 		return nil
 	}
 	return step("oom_score_adj", err)
+}
+
+// relay runs inside a user-namespaced container's namespaces (all but the
+// user namespace, which no Go process can enter) and clones the exec setup
+// stage into a new user namespace with the container's id mappings, as a
+// sibling (CLONE_PARENT): a child of Exec's caller. Go writes the maps
+// through this process's /proc, which is the container's, where the pid
+// clone returns is valid. The relay then exits.
+func (s *setup) relay() error {
+	l := s.boot.Spec.Linux
+	files := []uintptr{0, 1, 2}
+	for i := 0; i < s.boot.ExtraFiles; i++ {
+		files = append(files, uintptr(3+i))
+	}
+	syncIdx := len(files)
+	files = append(files, uintptr(s.ch.fd))
+	attr := &syscall.ProcAttr{
+		Env:   []string{fmt.Sprintf("%s=%d,-1,-1", initEnv, syncIdx), "GOMAXPROCS=1", "GOGC=off"},
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			Cloneflags:                 unix.CLONE_PARENT | unix.CLONE_NEWUSER,
+			UidMappings:                idMaps(l.UIDMappings),
+			GidMappings:                idMaps(l.GIDMappings),
+			GidMappingsEnableSetgroups: true,
+			Credential:                 &syscall.Credential{Uid: 0, Gid: 0},
+			Setsid:                     true,
+		},
+	}
+	// The pid clone returns here is the container's view of it; the parent
+	// learns its own from a pidfd.
+	pidfd := -1
+	attr.Sys.PidFD = &pidfd
+	// /proc/self/exe is the read-only view this relay runs from.
+	if _, err := syscall.ForkExec("/proc/self/exe", []string{"berth", InitEntry}, attr); err != nil {
+		return step("clone into a user namespace", err)
+	}
+	if pidfd < 0 {
+		return step("clone into a user namespace", errors.New("no pidfd"))
+	}
+	if err := s.ch.send(&message{Type: msgRelayed}, pidfd); err != nil {
+		return step("relay", err)
+	}
+	os.Exit(0)
+	return nil
 }

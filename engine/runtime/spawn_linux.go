@@ -6,7 +6,6 @@ import (
 	"os"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -103,6 +102,17 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 		attr.Sys.UseCgroupFD = true
 		attr.Sys.CgroupFD = req.cgroupFD
 	}
+	if req.ns.user {
+		// Go writes the maps between clone and execve, and the child
+		// becomes the namespace's root before execve: exec'd as the host's
+		// root, which the namespace does not map, it would lose every
+		// capability. (The cloning thread never entered a container's mount
+		// namespace here: /proc is the host's, as Go's map writing needs.)
+		attr.Sys.UidMappings = idMaps(req.uidMaps)
+		attr.Sys.GidMappings = idMaps(req.gidMaps)
+		attr.Sys.GidMappingsEnableSetgroups = true
+		attr.Sys.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	argv := []string{"berth", InitEntry}
 
 	var pid int
@@ -119,18 +129,7 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 		unix.Close(parentFd)
 		return nil, fmt.Errorf("clone setup stage: %w", err)
 	}
-	c := &child{pid: pid, ch: &channel{fd: parentFd}}
-	if req.ns.user {
-		// Written here rather than by Go's SysProcAttr.UidMappings, which
-		// writes them from the cloning thread: when that thread entered a
-		// container's mount namespace, /proc there is the container's.
-		// The child waits for bootstrap before it does anything, mapped.
-		if err := writeIDMaps(pid, req.uidMaps, req.gidMaps); err != nil {
-			c.abort()
-			return nil, err
-		}
-	}
-	return c, nil
+	return &child{pid: pid, ch: &channel{fd: parentFd}}, nil
 }
 
 // forkFromNamespaces enters the namespaces on a locked thread and clones
@@ -204,24 +203,12 @@ func forkInNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path string
 	return syscall.ForkExec(path, argv, attr)
 }
 
-// writeIDMaps writes a child's uid and gid maps, as the host's root.
-func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
-	format := func(ms []specs.LinuxIDMapping) string {
-		var b strings.Builder
-		for _, m := range ms {
-			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
-		}
-		return b.String()
+func idMaps(ms []specs.LinuxIDMapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(ms))
+	for i, m := range ms {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
 	}
-	for _, f := range []struct{ name, data string }{
-		{"uid_map", format(uids)}, {"gid_map", format(gids)},
-	} {
-		p := fmt.Sprintf("/proc/%d/%s", pid, f.name)
-		if err := os.WriteFile(p, []byte(f.data), 0); err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
-		}
-	}
-	return nil
+	return out
 }
 
 // abort kills a setup stage that will not be used and reaps it: nobody
