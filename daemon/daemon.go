@@ -164,6 +164,7 @@ func (d *Daemon) routes() http.Handler {
 	d.projectRoutes(mux)
 	d.watchRoutes(mux)
 	api.RegisterContainerRoutes(mux, d.engine.Containers)
+	api.RegisterVolumeRoutes(mux, d.engine.Volumes, d.engine.VolumeUsers)
 	return mux
 }
 

@@ -43,6 +43,8 @@ type ExecState struct {
 type ExecIO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Started, when set, is called once the process runs.
+	Started func()
 }
 
 // execProcess is an exec the manager knows: created, running or ended.
@@ -144,7 +146,20 @@ func (m *Manager) StartExec(ctx context.Context, id string, eio ExecIO) (int, er
 	if err := execable(&c); err != nil {
 		return 0, err
 	}
-	return m.runExec(ctx, x, &c, cfg, eio)
+	code, err := m.runExec(ctx, x, &c, cfg, eio)
+	if err != nil {
+		x.mu.Lock()
+		if x.state.ExitCode == nil {
+			// It never ran: the code docker's CLI exits with.
+			code = 126
+			if errdefs.IsNotFound(err) {
+				code = 127
+			}
+			x.state.ExitCode = &code
+		}
+		x.mu.Unlock()
+	}
+	return code, err
 }
 
 // Exec runs cfg in the container ref, connected to eio, and returns its

@@ -110,6 +110,9 @@ func (m *Manager) runExec(ctx context.Context, x *execProcess, c *Container, cfg
 	x.mu.Lock()
 	x.state.Running, x.state.Pid, x.console = true, p.Pid, p.Console
 	x.mu.Unlock()
+	if eio.Started != nil {
+		eio.Started()
+	}
 
 	var copies sync.WaitGroup
 	copyOut := func(w io.Writer, r *os.File) {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -218,4 +219,26 @@ func (s *Store) Repair() ([]string, error) {
 		}
 	}
 	return removed, nil
+}
+
+// DiskUsage is the size of the files in a volume's data directory (not
+// the bind device of a bind-style volume, which is not the volume's).
+func (s *Store) DiskUsage(name string) (int64, error) {
+	v, err := s.Get(name)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	err = filepath.WalkDir(v.Mountpoint, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished while walking: not counted
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total, err
 }
