@@ -11,7 +11,9 @@
 //
 //	error          Inject returns an error naming the failpoint
 //	panic          Inject panics
-//	kill           the process sends itself SIGKILL (no deferred cleanup runs)
+//	kill           the process sends itself SIGKILL (no deferred cleanup runs);
+//	               the init of a pid namespace, which cannot receive SIGKILL
+//	               from inside it, exits at once with status 137 instead
 //	exit(N)        the process exits with status N at once
 //	sleep(D)       Inject sleeps for the time.Duration D, then returns nil
 //
@@ -73,9 +75,9 @@ func run(name, action string) error {
 		panic("failpoint " + name)
 	case "kill":
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		// SIGKILL is delivered before kill returns to a single-threaded
-		// caller; a multi-threaded one may run a little further.
-		select {}
+		// Still here: pid 1 of a pid namespace ignores its own SIGKILL.
+		// exit_group is as abrupt: no deferred function runs.
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 137, 0, 0)
 	case "exit":
 		code, err := strconv.Atoi(arg)
 		if err != nil {
