@@ -14,7 +14,7 @@ func composeCommands(opts *globalOptions) []*cobra.Command {
 		newLogsCommand(opts),
 		stub("exec SERVICE COMMAND [ARGS...]", "Execute a command in a running container", reconcileEngine),
 		stub("run SERVICE [COMMAND] [ARGS...]", "Run a one-off command on a service", reconcileEngine),
-		stub("build [SERVICE...]", "Build or rebuild services", "the image builder"),
+		newBuildCommand(opts),
 		newPullCommand(opts),
 		newPushCommand(opts),
 		newConfigCommand(opts),

@@ -21,10 +21,9 @@ func newContainerCommand(opts *globalOptions) *cobra.Command {
 		{"wait CONTAINER...", "Wait for containers to stop and print their exit codes"},
 		{"top CONTAINER", "Display the running processes of a container"},
 		{"stats [CONTAINER...]", "Display resource usage of containers"},
-		{"diff CONTAINER", "Show changes to a container's filesystem"},
-		{"commit CONTAINER [IMAGE]", "Create an image from a container's changes"},
 	} {
 		children = append(children, stub(c[0], c[1], containerEngine))
 	}
+	children = append(children, newContainerDiffCommand(opts), newContainerCommitCommand(opts))
 	return group("container", "Manage containers", children...)
 }

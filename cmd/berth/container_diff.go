@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/engine/build"
+)
+
+// newContainerDiffCommand is `berth container diff`: what a container
+// changed in its file system, as docker diff prints it.
+func newContainerDiffCommand(opts *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff CONTAINER",
+		Short: "Inspect changes to files or directories on a container's filesystem",
+		Long: "List the files and directories a container added (A), changed (C) or deleted (D)\n" +
+			"compared with its image, from its writable layer.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, err := connect(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			changes, err := c.Builds().Changes(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			for _, ch := range changes {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", ch.Kind, ch.Path)
+			}
+			return nil
+		},
+	}
+}
+
+// newContainerCommitCommand is `berth container commit`: a container's
+// writable layer as a new image, as docker commit makes it.
+func newContainerCommitCommand(opts *globalOptions) *cobra.Command {
+	var o build.CommitOptions
+	c := &cobra.Command{
+		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+		Short: "Create a new image from a container's changes",
+		Example: "  berth container commit -m 'add tools' -c 'CMD [\"sh\"]' web myapp:debug\n" +
+			"  berth container commit --change 'ENV DEBUG=1' --change 'EXPOSE 8080' web",
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if len(args) == 2 {
+				o.Reference = args[1]
+			}
+			c, err := connect(ctx, opts)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			img, err := c.Builds().Commit(ctx, args[0], o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&o.Author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
+	f.StringArrayVarP(&o.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	f.StringVarP(&o.Comment, "message", "m", "", "Commit message")
+	f.BoolVarP(&o.Pause, "pause", "p", true, "Pause container during commit")
+	return c
+}
