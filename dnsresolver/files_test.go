@@ -195,6 +195,7 @@ func TestAnswersGolden(t *testing.T) {
 		{"pg.corp.example.", dns.TypeA, app},
 		{"12.0.77.10.in-addr.arpa.", dns.TypePTR, other},
 		{"200.0.77.10.in-addr.arpa.", dns.TypePTR, other},
+		{"1.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", dns.TypePTR, other},
 		{"nosuch.proj_default.", dns.TypeA, other},
 		{"proj-db-1.", dns.TypeTXT, other},
 		{"example.test.", dns.TypeA, other},
@@ -215,4 +216,23 @@ func TestAnswersGolden(t *testing.T) {
 		}
 	}
 	golden(t, "answers", []byte(out.String()))
+}
+
+func TestReverseAddrRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"10.0.0.1", "255.255.255.255", "0.0.0.0", "fd00::21", "2001:db8:1:2:3:4:5:6"} {
+		ip := netip.MustParseAddr(s)
+		rev, err := dns.ReverseAddr(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := reverseAddr(rev); !ok || got != ip {
+			t.Errorf("reverseAddr(%s) = %v %v, want %s", rev, got, ok, ip)
+		}
+	}
+	for _, bad := range []string{"1.2.3.in-addr.arpa.", "256.1.1.1.in-addr.arpa.", "01.1.1.1.in-addr.arpa.", "x.1.1.1.in-addr.arpa.", "1.ip6.arpa.", "web."} {
+		if got, ok := reverseAddr(bad); ok {
+			t.Errorf("reverseAddr(%s) = %v, want no address", bad, got)
+		}
+	}
 }
