@@ -198,8 +198,13 @@ func FuzzUnpack(f *testing.F) {
 	f.Add(makeTar(f, dir("a/"), file("a/b", "x"), symlink("c", "a/b"), hardlink("d", "a/b"), file("a/.wh.e", "")))
 	f.Add(makeTar(f, symlink("d", "/"), file("d/x", "y")))
 	testutil.RequireRoot(f) // owners and device nodes need root
+	base := f.TempDir()
 	f.Fuzz(func(t *testing.T, layer []byte) {
-		parent := t.TempDir()
+		parent, err := os.MkdirTemp(base, "fuzz-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(parent)
 		out := filepath.Join(parent, "fs")
 		os.Mkdir(out, 0o755)
 		_, _ = unpackTar(context.Background(), bytes.NewReader(layer), out)
