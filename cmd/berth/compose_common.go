@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	units "github.com/docker/go-units"
 	"io"
 	"strconv"
 	"strings"
@@ -104,37 +105,8 @@ func durationFlag(set bool, seconds int) *time.Duration {
 	return &d
 }
 
-// humanDuration says how long ago, as docker does ("2 minutes").
-func humanDuration(d time.Duration) string {
-	switch s := d.Seconds(); {
-	case s < 1:
-		return "Less than a second"
-	case s < 2:
-		return "1 second"
-	case s < 60:
-		return fmt.Sprintf("%d seconds", int(s))
-	}
-	switch m := d.Minutes(); {
-	case m < 2:
-		return "About a minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", int(m))
-	}
-	switch h := d.Hours(); {
-	case h < 2:
-		return "About an hour"
-	case h < 48:
-		return fmt.Sprintf("%d hours", int(h))
-	case h < 24*7*2:
-		return fmt.Sprintf("%d days", int(h/24))
-	case h < 24*30*2:
-		return fmt.Sprintf("%d weeks", int(h/24/7))
-	case h < 24*365*2:
-		return fmt.Sprintf("%d months", int(h/24/30))
-	default:
-		return fmt.Sprintf("%d years", int(h/24/365))
-	}
-}
+// humanDuration says how long, as docker does ("2 minutes").
+func humanDuration(d time.Duration) string { return units.HumanDuration(d) }
 
 // statusText is docker's STATUS column: "Up 2 minutes (healthy)".
 func statusText(c container.Container, now time.Time) string {

@@ -409,7 +409,7 @@ func newImagesCommand(opts *globalOptions) *cobra.Command {
 				fmt.Fprintln(tw, "CONTAINER\tREPOSITORY\tTAG\tIMAGE ID\tSIZE")
 				for _, r := range rows {
 					id := strings.TrimPrefix(r.ID, "sha256:")
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ContainerName, r.Repository, r.Tag, id[:min(12, len(id))], sizeText(r.Size))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ContainerName, r.Repository, r.Tag, id[:min(12, len(id))], humanSize(r.Size))
 				}
 				return tw.Flush()
 			}
@@ -419,18 +419,6 @@ func newImagesCommand(opts *globalOptions) *cobra.Command {
 	c.Flags().StringVar(&format, "format", "table", "Format the output. Values: [table | json]")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display IDs")
 	return c
-}
-
-func sizeText(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.3gGB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.3gMB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.3gkB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%dB", n)
 }
 
 func newEventsCommand(opts *globalOptions) *cobra.Command {
