@@ -164,6 +164,7 @@ func (d *Daemon) routes() http.Handler {
 	d.projectRoutes(mux)
 	d.watchRoutes(mux)
 	api.RegisterContainerRoutes(mux, d.engine.Containers)
+	api.RegisterNetworkRoutes(mux, d.engine, d.engine.Networks.Endpoints)
 	api.RegisterVolumeRoutes(mux, d.engine.Volumes, d.engine.VolumeUsers)
 	api.RegisterBuildRoutes(mux, d.engine.Builder, d.engine.Containers, d.engine.Images)
 	return mux

@@ -139,3 +139,8 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
 	_, err := e.Images.Remove(ctx, ref, image.RemoveOptions{})
 	return err
 }
+
+// Network returns a network by name or id.
+func (e *Engine) Network(ctx context.Context, name string) (network.Network, error) {
+	return e.Networks.Get(name)
+}
