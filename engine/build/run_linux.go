@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -141,7 +142,12 @@ func (st *state) runEnv(buildArgs map[string]string) []string {
 			env = append(env, a.name+"="+a.value)
 		}
 	}
+	names := make([]string, 0, len(proxyArgs))
 	for k := range proxyArgs {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
 		if v, ok := buildArgs[k]; ok {
 			if _, set := lookupEnv(env, k); !set {
 				env = append(env, k+"="+v)
