@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-dev/berth/engine/runtime/cgroups"
 	"github.com/berth-dev/berth/internal/failpoint"
@@ -63,13 +64,34 @@ func (r *Runtime) binary() (*os.File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.exe == nil {
-		f, err := sealBinary(r.cfg.Binary, filepath.Join(r.cfg.StateDir, ".empty"))
+		f, copied, err := sealBinary(r.cfg.Binary, scratchDir(r.cfg.Binary, r.cfg.StateDir))
 		if err != nil {
 			return nil, err
+		}
+		if copied {
+			r.log.Warn("runtime: no read-only overlay of the binary; every container start copies it into a sealed memfd", "binary", r.cfg.Binary)
 		}
 		r.exe = f
 	}
 	return r.exe, nil
+}
+
+// scratchDir is the empty directory that the binary's read-only overlay
+// needs as a second layer. overlayfs refuses layers nested in one another,
+// so it must be neither inside the binary's directory nor above it.
+func scratchDir(binary, stateDir string) string {
+	real, err := filepath.EvalSymlinks(binary)
+	if err != nil {
+		real = binary
+	}
+	bin := filepath.Dir(real)
+	nested := func(a, b string) bool { return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/") }
+	for _, c := range []string{filepath.Join(stateDir, ".empty"), "/run/berth/.empty", "/var/lib/berth/.empty", "/dev/shm/.berth-empty"} {
+		if !nested(c, bin) {
+			return c
+		}
+	}
+	return filepath.Join(stateDir, ".empty")
 }
 
 // childFailpoints is what the setup stage arms.

@@ -30,16 +30,17 @@ import (
 
 // sealBinary returns an O_PATH handle of a read-only view of the binary at
 // path; scratch is an empty directory overlayfs needs as a second layer.
-func sealBinary(path, scratch string) (*os.File, error) {
+// copied is set when it had to copy the binary (the slow fallback).
+func sealBinary(path, scratch string) (f *os.File, copied bool, err error) {
 	f, errOverlay := overlayBinary(path, scratch)
 	if errOverlay == nil {
-		return f, nil
+		return f, false, nil
 	}
-	f, err := memfdBinary(path)
+	f, err = memfdBinary(path)
 	if err != nil {
-		return nil, fmt.Errorf("seal %s: overlayfs: %v; memfd: %w", path, errOverlay, err)
+		return nil, false, fmt.Errorf("seal %s: overlayfs: %v; memfd: %w", path, errOverlay, err)
 	}
-	return f, nil
+	return f, true, nil
 }
 
 func overlayBinary(path, scratch string) (*os.File, error) {
