@@ -134,7 +134,7 @@ func (c *copier) extractEntry(hdr *tar.Header, r io.Reader) error {
 			closeFD(fd)
 		}
 		return err
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		st.Mode |= unix.S_IFREG
 		isDir, err := clearEntry(pfd, base)
 		if err != nil {

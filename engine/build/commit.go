@@ -62,14 +62,13 @@ func ApplyChanges(cfg v1.Config, changes []string) (v1.Config, error) {
 			if err != nil {
 				return cfg, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--change %q: %v", change, err))
 			}
-			switch cmd.(type) {
+			switch c := cmd.(type) {
 			case *instructions.CmdCommand, *instructions.EntrypointCommand, *instructions.EnvCommand,
 				*instructions.ExposeCommand, *instructions.LabelCommand, *instructions.UserCommand,
 				*instructions.VolumeCommand, *instructions.StopSignalCommand, *instructions.OnbuildCommand,
 				*instructions.HealthCheckCommand, *instructions.ShellCommand:
 			case *instructions.WorkdirCommand:
 				// Only the configuration: a commit makes no directory.
-				c := cmd.(*instructions.WorkdirCommand)
 				sr.st.config.WorkingDir = path.Join("/", sr.st.config.WorkingDir, c.Path)
 				if path.IsAbs(c.Path) {
 					sr.st.config.WorkingDir = path.Clean(c.Path)

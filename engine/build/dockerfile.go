@@ -193,13 +193,6 @@ func argEnv(args []argValue) shell.EnvGetter {
 	return shell.EnvsFromSlice(env)
 }
 
-// stageRef is what a FROM, COPY --from or RUN --mount from= names: a
-// stage of this Dockerfile (index >= 0) or an image.
-type stageRef struct {
-	stage int // -1: an image
-	image string
-}
-
 // findStage resolves name to a stage of the Dockerfile, by name (case
 // insensitive) among the stages before index before, or by number.
 func (df *dockerfile) findStage(name string, before int) (int, bool) {

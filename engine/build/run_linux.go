@@ -52,7 +52,6 @@ type runMount struct {
 	tmpfs    bool
 	size     int64
 	readOnly bool
-	lock     *os.File // held while a locked cache mount is in use
 }
 
 // dispatchRun runs a RUN instruction in a container over the stage's

@@ -68,7 +68,7 @@ func lookupUser(root *fsRoot, spec string) (specs.User, error) {
 		}
 	} else {
 		l := passwd.find(userPart, false)
-		if l == nil || len(l) < 4 {
+		if len(l) < 4 {
 			return u, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("unable to find user %s: no matching entries in passwd file", userPart))
 		}
 		uid, err1 := strconv.ParseUint(l[2], 10, 32)
