@@ -57,7 +57,7 @@ func TestBadInputFailsClearlyAndTagsNothing(t *testing.T) {
 		},
 		{
 			name: "failing RUN", dockerfile: "FROM busybox\nRUN echo about to fail; echo on stderr >&2; exit 3\n",
-			want: []string{"Dockerfile:2", "[2/2] RUN echo about to fail", "exit code: 3", "about to fail\non stderr"},
+			want:  []string{"Dockerfile:2", "[2/2] RUN echo about to fail", "exit code: 3", "about to fail\non stderr"},
 			class: errdefs.IsFailedPrecondition,
 		},
 		{
