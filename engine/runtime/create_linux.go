@@ -28,6 +28,11 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio IO) (Proc
 	if err := checkID(id); err != nil {
 		return Process{}, err
 	}
+	warmed := make(chan struct{})
+	// See cgroups.Host.WarmMigration: the grace period the join would
+	// wait for passes while the spec is read and the cgroup made.
+	go func() { r.host.WarmMigration(); close(warmed) }()
+	defer func() { <-warmed }()
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return Process{}, err

@@ -170,10 +170,10 @@ func (c *v1) Signal(sig syscall.Signal) error {
 
 func (c *v1) Kill() error {
 	procs := c.procsFile()
+	if pids, err := readProcs(procs); errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
+		return nil // the common case at delete: nothing left to kill
+	}
 	if _, ok := c.dirs["freezer"]; ok {
-		if _, err := os.Stat(procs); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
 		// Frozen, no process can fork a child that the list below misses.
 		if err := c.Freeze(); err != nil {
 			return err

@@ -142,7 +142,7 @@ func (c *v2) Signal(sig syscall.Signal) error {
 
 func (c *v2) Kill() error {
 	procs := filepath.Join(c.dir, "cgroup.procs")
-	if _, err := os.Stat(procs); errors.Is(err, os.ErrNotExist) {
+	if pids, err := readProcs(procs); errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
 		return nil
 	}
 	// cgroup.kill (Linux 5.14) kills the whole cgroup atomically.
