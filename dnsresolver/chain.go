@@ -112,7 +112,7 @@ func (n *network) records(next dns.Handler) dns.Handler {
 		q := r.Question[0]
 		name := strings.ToLower(q.Name)
 		if q.Qtype == dns.TypePTR {
-			if target, ok := req.view.ptr[name]; ok {
+			if target, ok := n.resolvePTR(req.view, req.asker, name); ok {
 				m := n.reply(r)
 				m.Answer = append(m.Answer, &dns.PTR{Hdr: n.header(q.Name, dns.TypePTR), Ptr: target})
 				_ = req.WriteMsg(m)
@@ -127,7 +127,7 @@ func (n *network) records(next dns.Handler) dns.Handler {
 			next.ServeDNS(req, r)
 			return
 		}
-		found, owned := req.view.lookup(req.asker, []byte(name))
+		found, owned := n.resolve(req.view, req.asker, []byte(name))
 		if found == nil {
 			if owned {
 				fail(req, r, dns.RcodeNameError)

@@ -17,6 +17,10 @@
 //	anything else          -> forwarded to the upstream resolvers (the host's, or
 //	                          the container's own from Compose `dns:`)
 //
+// A container attached to several networks also resolves, through whichever
+// listener it asks, the names of its other networks (as with Docker); a
+// container never resolves names of a network it is not on.
+//
 // The package knows nothing of Compose: it is fed Endpoints (one per container
 // per network) by the daemon, and it never reads engine state itself.
 //
@@ -95,8 +99,9 @@ type Network struct {
 // trailing dot.
 type Endpoint struct {
 	// Container is the container's name ("proj-web-1"); it identifies the
-	// endpoint within the network and resolves to its address. PTR queries for
-	// the address answer "<Container>.<network>.".
+	// endpoint within the network, and the container across networks (give
+	// the same name on each), and resolves to its address. PTR queries for the
+	// address answer "<Container>.<network>.".
 	Container string
 	// IP is the container's address on the network (IPv4 normally).
 	IP netip.Addr

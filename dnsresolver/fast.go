@@ -105,7 +105,7 @@ func (n *network) answerFast(pkt []byte, src netip.Addr, out []byte) (reply []by
 	}
 
 	v := n.view.Load()
-	found, _ := v.lookup(v.askers[src], key[:k])
+	found, _ := n.resolve(v, v.askers[src], key[:k])
 	if found == nil {
 		return nil, false
 	}

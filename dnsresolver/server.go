@@ -42,6 +42,10 @@ type Server struct {
 	// own holds every listener address, so a query is never forwarded to
 	// berth itself (a host resolv.conf naming a gateway would loop).
 	own atomic.Pointer[map[netip.AddrPort]struct{}]
+
+	memberMu   sync.Mutex                            // guards memberSets; taken after a network's mu
+	memberSets map[*network][]string                 // containers with an endpoint on each network
+	members    atomic.Pointer[map[string][]*network] // container -> its networks, when more than one (members.go)
 }
 
 // New returns a Server with no networks.
@@ -64,6 +68,8 @@ func New(cfg Config) *Server {
 		s.sockets = runtime.GOMAXPROCS(0)
 	}
 	s.own.Store(&map[netip.AddrPort]struct{}{})
+	s.memberSets = make(map[*network][]string)
+	s.members.Store(&map[string][]*network{})
 	return s
 }
 
@@ -269,6 +275,11 @@ func (s *Server) isOwn(addr netip.AddrPort) bool {
 func (n *network) publish(eps []Endpoint) {
 	n.eps = eps
 	n.view.Store(buildView(n.spec.Name, eps))
+	containers := make([]string, len(eps))
+	for i := range eps {
+		containers[i] = eps[i].Container
+	}
+	n.srv.setMembers(n, containers)
 }
 
 // newNetwork makes the listener's state, with no records and no sockets yet.
@@ -289,6 +300,9 @@ func (s *Server) newNetwork(spec Network) *network {
 
 // close stops the listener and waits for its goroutines.
 func (n *network) close() {
+	n.mu.Lock()
+	n.srv.setMembers(n, nil)
+	n.mu.Unlock()
 	n.cancel()
 	n.stop()
 	n.wg.Wait()

@@ -535,3 +535,63 @@ func addrList(eps []Endpoint) []string {
 	}
 	return sorted(out)
 }
+
+func TestContainerOnTwoNetworksResolvesBoth(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, answerA("nothing.test"))
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{up.Addr}})
+	front := loopbackNetwork(t, s, "front")
+	back := loopbackNetwork(t, s, "back")
+	proxyFront, lonely := host(front, 40), host(front, 41)
+	api := host(back, 20)
+	if err := s.SetEndpoints("front", []Endpoint{
+		{Container: "proj-proxy-1", IP: proxyFront, Service: "proxy"},
+		{Container: "proj-lonely-1", IP: lonely, Service: "lonely"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetEndpoints("back", []Endpoint{
+		{Container: "proj-proxy-1", IP: host(back, 40), Service: "proxy"},
+		{Container: "proj-api-1", IP: api, Service: "api"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := s.Addr("front")
+	for _, proto := range []string{"udp", "tcp"} {
+		// The proxy asks its first network's listener for a name of its
+		// second network.
+		for _, name := range []string{"api", "proj-api-1", "api.back"} {
+			if got := addrsOf(ask(t, srv, proxyFront, proto, name, dns.TypeA)); !slices.Equal(got, []string{api.String()}) {
+				t.Errorf("%s: %s from the proxy (on both networks): %v, want %s", proto, name, got, api)
+			}
+		}
+		// Its own name on the network asked comes first.
+		if got := addrsOf(ask(t, srv, proxyFront, proto, "proxy", dns.TypeA)); !slices.Equal(got, []string{proxyFront.String()}) {
+			t.Errorf("%s: proxy from itself: %v, want its front address", proto, got)
+		}
+		// A container only on front does not see back.
+		if m := ask(t, srv, lonely, proto, "api", dns.TypeA); m.Rcode != dns.RcodeNameError || len(m.Answer) != 0 {
+			t.Errorf("%s: api from a container only on front: rcode %s %v", proto, dns.RcodeToString[m.Rcode], m.Answer)
+		}
+	}
+	rev, _ := dns.ReverseAddr(api.String())
+	if m := ask(t, srv, proxyFront, "udp", rev, dns.TypePTR); len(m.Answer) != 1 || m.Answer[0].(*dns.PTR).Ptr != "proj-api-1.back." {
+		t.Errorf("PTR of api from the proxy: %v", m.Answer)
+	}
+	// Detached from back: back's names are gone for it.
+	if err := s.RemoveEndpoint("back", "proj-proxy-1"); err != nil {
+		t.Fatal(err)
+	}
+	if m := ask(t, srv, proxyFront, "udp", "api", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("api after the proxy left back: rcode %s %v", dns.RcodeToString[m.Rcode], m.Answer)
+	}
+	if err := s.PutEndpoint("back", Endpoint{Container: "proj-proxy-1", IP: host(back, 40)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveNetwork("back"); err != nil {
+		t.Fatal(err)
+	}
+	if m := ask(t, srv, proxyFront, "udp", "api", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("api after back was removed: rcode %s %v", dns.RcodeToString[m.Rcode], m.Answer)
+	}
+}

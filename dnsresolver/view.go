@@ -22,6 +22,9 @@ type view struct {
 	names map[string]*addrs
 	// askers maps a container's address to what only that container sees.
 	askers map[netip.Addr]*asker
+	// byName maps a container name to the same askers: a container on
+	// several networks is found on the others by its name.
+	byName map[string]*asker
 	// ptr maps a reverse name ("2.0.18.172.in-addr.arpa.") to its answer.
 	ptr map[string]string
 }
@@ -43,6 +46,7 @@ func (a *addrs) start(n int) int {
 
 // asker is what a container sees beyond the network's common names.
 type asker struct {
+	container string            // Endpoint.Container
 	links     map[string]string // canonical alias -> canonical target
 	search    []string          // canonical search domains ("example.com.")
 	upstreams []netip.AddrPort
@@ -140,6 +144,7 @@ func buildView(network string, eps []Endpoint) *view {
 		suffix: "." + canonical(network),
 		names:  make(map[string]*addrs),
 		askers: make(map[netip.Addr]*asker),
+		byName: make(map[string]*asker),
 		ptr:    make(map[string]string),
 	}
 	ptrTarget := v.suffix
@@ -166,10 +171,8 @@ func buildView(network string, eps []Endpoint) *view {
 				v.ptr[rev] = target
 			}
 		}
-		if len(ep.Links) == 0 && len(ep.Search) == 0 && len(ep.Upstreams) == 0 {
-			continue
-		}
-		a := &asker{upstreams: slices.Clone(ep.Upstreams)}
+		a := &asker{container: ep.Container, upstreams: slices.Clone(ep.Upstreams)}
+		v.byName[ep.Container] = a
 		if len(ep.Links) > 0 {
 			a.links = make(map[string]string, len(ep.Links))
 			for _, l := range ep.Links {
