@@ -137,6 +137,14 @@ func newContainer(t *testing.T, root string, b *testBridge, id string, hostPart 
 			t.Errorf("unmount %s: %v", c.ns, err)
 		}
 	})
+	c.attach(t, root, b, id, "eth0", c.ip, true)
+	return c
+}
+
+// attach gives the container an interface called ifname on the bridge, with
+// address ip, and the default route through the bridge's gateway if asked.
+func (c *testContainer) attach(t *testing.T, root string, b *testBridge, id, ifname string, ip netip.Addr, defaultRoute bool) {
+	t.Helper()
 	nsh, err := netns.GetFromPath(c.ns)
 	if err != nil {
 		t.Fatal(err)
@@ -171,10 +179,10 @@ func newContainer(t *testing.T, root string, b *testBridge, id string, hostPart 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.LinkSetName(eth, "eth0"); err != nil {
+	if err := h.LinkSetName(eth, ifname); err != nil {
 		t.Fatal(err)
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: c.ip.AsSlice(), Mask: net.CIDRMask(24, 32)}}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(24, 32)}}
 	if err := h.AddrAdd(eth, addr); err != nil {
 		t.Fatal(err)
 	}
@@ -187,10 +195,11 @@ func newContainer(t *testing.T, root string, b *testBridge, id string, hostPart 
 			t.Fatal(err)
 		}
 	}
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.gw.AsSlice()}); err != nil {
-		t.Fatal(err)
+	if defaultRoute {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.gw.AsSlice()}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return c
 }
 
 // mountNewNetns creates a network namespace and bind-mounts it on path, on a
@@ -268,16 +277,22 @@ func TestResolveFromNetworkNamespaces(t *testing.T) {
 	client := newContainer(t, root, a, "1", 50)   // links pg -> db
 	stranger := newContainer(t, root, a, "2", 51) // no links
 	outsider := newContainer(t, root, b, "3", 50) // on the other network
+	proxy := newContainer(t, root, a, "4", 60)    // on both networks
+	proxy.attach(t, root, b, "5", "eth1", host(b.sub, 60), false)
 
 	web := webReplicas(a.sub, 3)
 	db := Endpoint{Container: "proj-db-1", IP: host(a.sub, 20), Service: "db", Aliases: []string{"database"}}
 	onA := append(slices.Clone(web), db,
 		Endpoint{Container: "proj-client-1", IP: client.ip, Service: "client", Links: []Link{{Alias: "pg", Target: "db"}}},
-		Endpoint{Container: "proj-stranger-1", IP: stranger.ip, Service: "stranger"})
+		Endpoint{Container: "proj-stranger-1", IP: stranger.ip, Service: "stranger"},
+		Endpoint{Container: "proj-proxy-1", IP: proxy.ip, Service: "proxy"})
 	if err := s.SetEndpoints("neta", onA); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetEndpoints("netb", []Endpoint{{Container: "proj-outsider-1", IP: outsider.ip, Service: "outsider"}}); err != nil {
+	if err := s.SetEndpoints("netb", []Endpoint{
+		{Container: "proj-outsider-1", IP: outsider.ip, Service: "outsider"},
+		{Container: "proj-proxy-1", IP: host(b.sub, 60), Service: "proxy"},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	webIPs := []string{web[0].IP.String(), web[1].IP.String(), web[2].IP.String()}
@@ -332,6 +347,16 @@ func TestResolveFromNetworkNamespaces(t *testing.T) {
 		out, ok = outsider.nslookup(t, b.gw, "-type=a", "outsider")
 		if got := answered(out); !ok || !slices.Equal(got, []string{outsider.ip.String()}) {
 			t.Errorf("outsider on its own network: %v\n%s", got, out)
+		}
+	})
+	t.Run("a container on both networks resolves both", func(t *testing.T) {
+		out, ok := proxy.nslookup(t, a.gw, "-type=a", "outsider")
+		if got := answered(out); !ok || !slices.Equal(got, []string{outsider.ip.String()}) {
+			t.Errorf("outsider (network b) from the proxy through a's listener: %v\n%s", got, out)
+		}
+		out, ok = proxy.nslookup(t, a.gw, "-type=a", "database")
+		if got := answered(out); !ok || !slices.Equal(got, []string{db.IP.String()}) {
+			t.Errorf("database (network a) from the proxy: %v\n%s", got, out)
 		}
 	})
 	t.Run("sources outside the network are refused", func(t *testing.T) {
