@@ -5,7 +5,7 @@ BIN       := bin/berth
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 # Packages of pure logic, run again under the race detector.
-PURE_PKGS := ./manifest/... ./internal/rootid/...
+PURE_PKGS := ./manifest/... ./reconcile/... ./engine/network/ipam/... ./internal/rootid/... ./internal/progress/...
 # Root tests share the machine's two cores; they are not CPU bound, but many
 # parallel namespace and mount operations serialise in the kernel anyway.
 TEST_FLAGS ?= -timeout 25m

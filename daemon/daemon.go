@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	d.resumeWatches()
+	go d.resyncNetworks()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", cfg.Socket, err)
@@ -150,6 +151,26 @@ func listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("socket mode: %w", err)
 	}
 	return ln, nil
+}
+
+// resyncNetworks re-applies the firewall rules every minute: a Docker or
+// firewall started after berth's networks may have put its own in front.
+func (d *Daemon) resyncNetworks() {
+	for _, w := range d.engine.Networks.Warnings() {
+		d.log.Warn("network", "warning", w)
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-tick.C:
+			if err := d.engine.Networks.Resync(); err != nil {
+				d.log.Warn("network resync", "err", err)
+			}
+		}
+	}
 }
 
 func (d *Daemon) routes() http.Handler {
