@@ -136,6 +136,9 @@ func (s *setup) run() error {
 func (s *setup) container() error {
 	b := s.boot
 	spec := b.Spec
+	// Nodes and directories get exactly the modes asked for (no chmod
+	// after each mknod); the process's own umask is set before it execs.
+	unix.Umask(0)
 	if b.isNew(specs.CgroupNamespace) {
 		// Now, not at clone time: on cgroup v1 the parent moved us into our
 		// cgroup after the clone, and the namespace's root is where we are.

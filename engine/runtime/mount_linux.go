@@ -249,13 +249,31 @@ func (r *rootDir) cgroupMount(dest string, opts mountOptions, cgs []cgroups.Moun
 		return err
 	}
 	defer unix.Close(dfd)
+	// New mount API: clone each directory as a detached tree and move it
+	// in, then one recursive mount_setattr makes the tmpfs and every bind
+	// under it read-only, where the classic calls need a bind and a
+	// remount per hierarchy.
+	newAPI := true
 	for _, c := range cgs {
-		sub := filepath.Join(dest, c.Name)
-		if err := r.mountAt(sub, c.Dir, "", unix.MS_BIND, "", false); err != nil {
-			return err
+		if err := unix.Mkdirat(dfd, c.Name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("mkdir %s/%s: %w", dest, c.Name, err)
 		}
-		if err := r.remount(sub, opts.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
-			return err
+		if newAPI {
+			err := moveTree(c.Dir, dfd, c.Name)
+			if errors.Is(err, unix.ENOSYS) {
+				newAPI = false
+			} else if err != nil {
+				return fmt.Errorf("bind %s on %s/%s: %w", c.Dir, dest, c.Name, err)
+			}
+		}
+		if !newAPI {
+			sub := filepath.Join(dest, c.Name)
+			if err := r.mountAt(sub, c.Dir, "", unix.MS_BIND, "", false); err != nil {
+				return err
+			}
+			if err := r.remount(sub, opts.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+				return err
+			}
 		}
 		for _, a := range c.Aliases {
 			if err := unix.Symlinkat(c.Name, dfd, a); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -263,8 +281,29 @@ func (r *rootDir) cgroupMount(dest string, opts mountOptions, cgs []cgroups.Moun
 			}
 		}
 	}
-	if ro {
-		return remountFd(dfd, dest, opts.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+	if !ro {
+		return nil
 	}
-	return nil
+	if newAPI {
+		attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+		err := unix.MountSetattr(dfd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.ENOSYS) {
+			return fmt.Errorf("make %s read-only: %w", dest, err)
+		}
+	}
+	return remountFd(dfd, dest, opts.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+}
+
+// moveTree bind-mounts source onto name in the directory dirfd, with the
+// new mount API (open_tree and move_mount, Linux 5.2).
+func moveTree(source string, dirfd int, name string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	return unix.MoveMount(tree, "", dirfd, name, unix.MOVE_MOUNT_F_EMPTY_PATH)
 }

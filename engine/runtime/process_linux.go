@@ -172,9 +172,11 @@ func (s *setup) dropPrivileges(p *specs.Process) error {
 			}
 		}
 	}
+	umask := 0o022 // runc's default
 	if p.User.Umask != nil {
-		unix.Umask(int(*p.User.Umask))
+		umask = int(*p.User.Umask)
 	}
+	unix.Umask(umask)
 	return nil
 }
 

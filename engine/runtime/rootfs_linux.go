@@ -178,10 +178,6 @@ func (s *setup) makeDevice(d specs.LinuxDevice, userns bool) error {
 			return fmt.Errorf("mknod %s: %w", d.Path, err)
 		}
 	}
-	// mknod applies the umask; the spec's mode is what the node gets.
-	if err := unix.Fchmodat(pfd, base, perm, 0); err != nil {
-		return fmt.Errorf("chmod %s: %w", d.Path, err)
-	}
 	uid, gid := -1, -1
 	if d.UID != nil {
 		uid = int(*d.UID)

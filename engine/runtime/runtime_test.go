@@ -114,6 +114,11 @@ func TestOwnMountTable(t *testing.T) {
 	if strings.Contains(res.stdout, "host-secret") {
 		t.Fatalf("the container sees the bundle:\n%s", res.stdout)
 	}
+	for _, line := range strings.Split(res.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 5 && strings.HasPrefix(f[4], "/sys/fs/cgroup") && !strings.HasPrefix(f[5], "ro,") {
+			t.Errorf("a cgroup mount is writable in the container: %s", line)
+		}
+	}
 	for _, m := range []string{"/", "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/sys/fs/cgroup/memory"} {
 		if !points[m] {
 			t.Errorf("no %s mount in the container:\n%s", m, res.stdout)
@@ -123,12 +128,12 @@ func TestOwnMountTable(t *testing.T) {
 
 func TestEnvCwdUserAndGroups(t *testing.T) {
 	t.Parallel()
-	res := sh(t, `echo "$FOO"; pwd; id -u; id -g; id -G; echo "$HOME"`, func(s *specs.Spec) {
+	res := sh(t, `echo "$FOO"; pwd; id -u; id -g; id -G; echo "$HOME"; umask`, func(s *specs.Spec) {
 		s.Process.Env = append(s.Process.Env, "FOO=bar baz")
 		s.Process.Cwd = "/tmp"
 		s.Process.User = specs.User{UID: 1000, GID: 1001, AdditionalGids: []uint32{10, 20}}
 	})
-	want := "bar baz\n/tmp\n1000\n1001\n1001 10 20\n/\n"
+	want := "bar baz\n/tmp\n1000\n1001\n1001 10 20\n/\n0022\n"
 	if res.stdout != want {
 		t.Fatalf("got %q, want %q (stderr %q)", res.stdout, want, res.stderr)
 	}
