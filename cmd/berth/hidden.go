@@ -14,4 +14,6 @@ import (
 var hiddenEntryPoints = map[string]func(){
 	runtime.InitEntry: runtime.Init,
 	monitor.Entry:     func() { container.MonitorMain(version) },
+	// berth-init, in front of the process of an `init: true` container.
+	container.InitEntry: container.InitMain,
 }

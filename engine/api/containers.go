@@ -231,7 +231,7 @@ func (h *containerHandlers) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	conn, br, err := hijack(w, r)
+	conn, br, err := takeOver(w)
 	if err != nil {
 		WriteError(w, err)
 		return
@@ -256,7 +256,13 @@ func (h *containerHandlers) attach(w http.ResponseWriter, r *http.Request) {
 			cancel()
 		}()
 	}
-	_ = h.m.Attach(ctx, c.ID, aio)
+	// The 101 goes out once the attach is in place, so a client that
+	// starts the container after it (run) misses none of its output.
+	upgradedOK := false
+	aio.Attached = func() { upgradedOK = upgraded(conn) == nil }
+	if err := h.m.Attach(ctx, c.ID, aio); err != nil && !upgradedOK {
+		rawError(conn, err)
+	}
 }
 
 func (h *containerHandlers) resize(w http.ResponseWriter, r *http.Request) {
@@ -361,7 +367,7 @@ func (h *containerHandlers) execStart(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	conn, br, err := hijack(w, r)
+	conn, br, err := hijack(w)
 	if err != nil {
 		WriteError(w, err)
 		return

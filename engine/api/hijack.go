@@ -33,9 +33,9 @@ const (
 	StreamStderr byte = 2
 )
 
-// hijack answers an Upgrade request with 101 and returns its connection,
-// and a reader holding whatever the client sent after its request.
-func hijack(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, error) {
+// takeOver takes the connection of an Upgrade request away from the HTTP
+// server; the caller answers on it with upgraded (or rawError).
+func takeOver(w http.ResponseWriter) (net.Conn, *bufio.Reader, error) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("connection cannot be taken over")
@@ -45,12 +45,33 @@ func hijack(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.Reader, er
 		return nil, nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	_, err = io.WriteString(conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	return conn, rw.Reader, nil
+}
+
+// upgraded answers 101: the connection carries raw streams from now on.
+func upgraded(conn net.Conn) error {
+	_, err := io.WriteString(conn, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	return err
+}
+
+// rawError answers a taken-over connection that never upgraded with err.
+func rawError(conn net.Conn, err error) {
+	body, _ := json.Marshal(ErrorBody{Message: err.Error()})
+	status := StatusOf(err)
+	fmt.Fprintf(conn, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, http.StatusText(status), len(body), body)
+}
+
+// hijack takes the connection over and answers 101 at once.
+func hijack(w http.ResponseWriter) (net.Conn, *bufio.Reader, error) {
+	conn, br, err := takeOver(w)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := upgraded(conn); err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
-	return conn, rw.Reader, nil
+	return conn, br, nil
 }
 
 // muxWriter writes one stream's frames on a shared connection.

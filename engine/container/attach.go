@@ -20,6 +20,9 @@ import (
 type AttachIO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Attached, when set, is called once the attach is in place: from
+	// then on a start cannot outrun it.
+	Attached func()
 }
 
 // Attach connects aio to the container's streams until its output ends
@@ -31,7 +34,7 @@ func (m *Manager) Attach(ctx context.Context, ref string, aio AttachIO) error {
 	if err != nil {
 		return err
 	}
-	a, c, err := m.attachRun(ctx, e)
+	a, c, err := m.attachRun(ctx, e, aio.Attached)
 	if err != nil {
 		return err
 	}
@@ -81,7 +84,10 @@ func (m *Manager) Attach(ctx context.Context, ref string, aio AttachIO) error {
 }
 
 // attachRun attaches to e's current run, or waits for its next start.
-func (m *Manager) attachRun(ctx context.Context, e *entry) (*monitor.Attachment, Container, error) {
+func (m *Manager) attachRun(ctx context.Context, e *entry, attached func()) (*monitor.Attachment, Container, error) {
+	if attached == nil {
+		attached = func() {}
+	}
 	e.op.Lock()
 	c := *e.c
 	switch c.State.Status {
@@ -91,6 +97,7 @@ func (m *Manager) attachRun(ctx context.Context, e *entry) (*monitor.Attachment,
 		if err != nil {
 			return nil, c, fmt.Errorf("attach to %s: %w", c.Name, err)
 		}
+		attached()
 		return a, c, nil
 	case Removing, Dead:
 		e.op.Unlock()
@@ -99,6 +106,7 @@ func (m *Manager) attachRun(ctx context.Context, e *entry) (*monitor.Attachment,
 	ch := make(chan *monitor.Attachment, 1)
 	e.pending = append(e.pending, ch)
 	e.op.Unlock()
+	attached()
 	select {
 	case a := <-ch:
 		if a == nil {

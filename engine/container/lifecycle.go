@@ -362,7 +362,7 @@ func (m *Manager) Stop(ctx context.Context, ref string, timeout *time.Duration) 
 		e.restartTimer.Stop()
 		e.restartTimer = nil
 		if e.c.State.Status == Restarting {
-			e.c.State.Status = Exited
+			e.c.State.Status, e.c.State.StoppedByUser = Exited, true
 			_ = m.save(e.c)
 		}
 	}

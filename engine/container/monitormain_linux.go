@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/runtime"
@@ -45,4 +46,36 @@ func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio mon
 	return p.Pid, p.Console, nil
 }
 
-func (m monitorRuntime) Start(ctx context.Context, id string) error { return m.rt.Start(ctx, id) }
+// Start releases a created container and returns once its process has
+// exec'd. The runtime's start returns as soon as the setup stage is told
+// to go; a kill that freezes the cgroup in the middle of that execve can
+// catch a thread that cannot die yet, and leave the container unkillable
+// (engine/runtime's v1 Kill does not thaw when its freeze times out).
+func (m monitorRuntime) Start(ctx context.Context, id string) error {
+	exe := ""
+	if st, err := m.rt.State(ctx, id); err == nil && st.Pid > 0 {
+		exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid))
+		defer func() {
+			if exe != "" {
+				waitExec(st.Pid, exe)
+			}
+		}()
+	}
+	err := m.rt.Start(ctx, id)
+	if err != nil {
+		exe = ""
+	}
+	return err
+}
+
+// waitExec waits (up to 5s) until pid runs another executable than exe.
+func waitExec(pid int, exe string) {
+	deadline := time.Now().Add(5 * time.Second)
+	for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 5*time.Millisecond) {
+		now, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || now != exe {
+			return // exec'd, or gone (its exit is reaped as usual)
+		}
+		time.Sleep(delay)
+	}
+}

@@ -7,10 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/volume"
 )
@@ -117,7 +117,7 @@ func (m *Manager) volumeSource(c *Container, name, target string, noCopy bool) (
 		return "", fmt.Errorf("volume %s: copy image content of %s: %w", name, target, err)
 	}
 	// The volume's root takes the owner and mode of the image's directory.
-	st := info.Sys().(*unix.Stat_t)
+	st := info.Sys().(*syscall.Stat_t)
 	_ = os.Lchown(src, int(st.Uid), int(st.Gid))
 	_ = os.Chmod(src, info.Mode().Perm())
 	return src, nil
@@ -148,7 +148,7 @@ func copyTree(src, dst string) error {
 			return nil
 		}
 		to := filepath.Join(dst, rel)
-		st := info.Sys().(*unix.Stat_t)
+		st := info.Sys().(*syscall.Stat_t)
 		switch mode := info.Mode(); {
 		case mode.IsDir():
 			if err := os.Mkdir(to, mode.Perm()); err != nil && !errors.Is(err, os.ErrExist) {

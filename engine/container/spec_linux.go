@@ -59,8 +59,8 @@ func (m *Manager) buildSpec(c *Container, img *v1.ConfigFile, mounts []specs.Mou
 	args := append([]string{c.Path}, c.Args...)
 	if cfg.Init {
 		// berth's own small init reaps and forwards signals in front of the
-		// user's process; the runtime mounts it read-only at InitPath.
-		args = append([]string{InitPath, "--"}, args...)
+		// user's process: berth's binary, bind-mounted read-only at InitPath.
+		args = append([]string{InitPath, InitEntry, "--"}, args...)
 	}
 
 	caps := capabilities(cfg)
@@ -120,6 +120,9 @@ func (m *Manager) buildSpec(c *Container, img *v1.ConfigFile, mounts []specs.Mou
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: f.target, Type: "bind", Source: filepath.Join(dir, f.name), Options: []string{"rbind", "rprivate"}})
 	}
 	spec.Mounts = append(spec.Mounts, mounts...)
+	if cfg.Init {
+		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: m.binary, Options: []string{"bind", "ro", "nosuid", "nodev", "rprivate"}})
+	}
 	if err := devices(spec, cfg); err != nil {
 		return nil, err
 	}

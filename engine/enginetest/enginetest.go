@@ -32,6 +32,9 @@ func Main(m *testing.M) {
 		case monitor.Entry:
 			container.MonitorMain("test")
 			return
+		case container.InitEntry:
+			container.InitMain()
+			return
 		}
 	}
 	code := m.Run()
@@ -46,42 +49,60 @@ func Open(t *testing.T) *engine.Engine {
 	t.Helper()
 	testutil.RequireRoot(t)
 	root := testutil.StateRoot(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	e, err := engine.Open(ctx, engine.Options{Root: root, Binary: self})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Whatever the test left, take it away so the leak check judges
-		// what removal leaves, not what the test forgot.
-		for _, c := range e.Containers.List(container.ListOptions{All: true}) {
-			if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{Force: true, Volumes: true}); err != nil {
-				t.Errorf("cleanup: remove %s: %v", c.Name, err)
-			}
-		}
-		for _, n := range e.Networks.List(nil) {
-			if err := e.Networks.Remove(n.ID); err != nil {
-				t.Errorf("cleanup: remove network %s: %v", n.Name, err)
-			}
-		}
-		if err := e.Containers.ShutdownMonitor(ctx); err != nil {
-			t.Errorf("cleanup: monitor: %v", err)
-		}
-		if err := e.Close(); err != nil {
-			t.Errorf("cleanup: close engine: %v", err)
-		}
-		testutil.Eventually(t, 10*time.Second, func() error {
-			if leaks := testutil.Leaks(root); len(leaks) > 0 {
-				return &leakError{leaks}
-			}
-			return nil
-		})
-	})
+	e := OpenRoot(t, root, "")
+	t.Cleanup(func() { Teardown(t, e) })
 	return e
+}
+
+// OpenRoot opens an engine on root with binary (default: the test
+// binary) as its monitor and setup stage, and nothing else: the caller
+// closes it, or hands it to Teardown. Tests that reopen a root (a daemon
+// restart, an upgrade) use it.
+func OpenRoot(t *testing.T, root, binary string) *engine.Engine {
+	t.Helper()
+	if binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary = self
+	}
+	e, err := engine.Open(context.Background(), engine.Options{Root: root, Binary: binary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// Teardown removes whatever the test left in e (containers, networks),
+// stops its monitor, closes it, and waits until the root leaves nothing
+// on the host, so the leak check judges what removal leaves, not what
+// the test forgot.
+func Teardown(t *testing.T, e *engine.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range e.Containers.List(container.ListOptions{All: true}) {
+		if err := e.Containers.Remove(ctx, c.ID, container.RemoveOptions{Force: true, Volumes: true}); err != nil {
+			t.Errorf("cleanup: remove %s: %v", c.Name, err)
+		}
+	}
+	for _, n := range e.Networks.List(nil) {
+		if err := e.Networks.Remove(n.ID); err != nil {
+			t.Errorf("cleanup: remove network %s: %v", n.Name, err)
+		}
+	}
+	if err := e.Containers.ShutdownMonitor(ctx); err != nil {
+		t.Errorf("cleanup: monitor: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("cleanup: close engine: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if leaks := testutil.Leaks(e.Root); len(leaks) > 0 {
+			return &leakError{leaks}
+		}
+		return nil
+	})
 }
 
 type leakError struct{ leaks []string }

@@ -49,6 +49,8 @@ func (w *Writer) open() error {
 // Write appends entries for data read from stream at t: one entry per line,
 // lines over MaxLineSize split. Data must end at a line boundary or be a
 // partial line the caller has no more of (at EOF or when its buffer filled).
+// The file is rotated between entries, so none exceeds MaxSize unless one
+// entry alone does.
 func (w *Writer) Write(stream string, t time.Time, data []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -61,15 +63,27 @@ func (w *Writer) Write(stream string, t time.Time, data []byte) error {
 		if n > MaxLineSize {
 			n = MaxLineSize
 		}
+		mark := len(w.buf)
 		w.buf = appendEntry(w.buf, stream, t, data[:n])
 		data = data[n:]
-	}
-	if w.opts.MaxSize > 0 && w.size > 0 && w.size+int64(len(w.buf)) > w.opts.MaxSize {
-		if err := w.rotate(); err != nil {
-			return err
+		if w.opts.MaxSize > 0 && w.size+int64(len(w.buf)) > w.opts.MaxSize && w.size+int64(mark) > 0 {
+			if err := w.flush(w.buf[:mark]); err != nil {
+				return err
+			}
+			if err := w.rotate(); err != nil {
+				return err
+			}
+			w.buf = append(w.buf[:0], w.buf[mark:]...)
 		}
 	}
-	n, err := w.f.Write(w.buf)
+	return w.flush(w.buf)
+}
+
+func (w *Writer) flush(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	n, err := w.f.Write(b)
 	w.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("write log: %w", err)

@@ -1,0 +1,156 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// eventually polls the container's record until check accepts it.
+func eventually(t *testing.T, e *engine.Engine, id string, check func(container.Container) error) container.Container {
+	t.Helper()
+	var last container.Container
+	testutil.Eventually(t, 30*time.Second, func() error {
+		c, err := e.Containers.Get(id)
+		if err != nil {
+			return err
+		}
+		last = c
+		return check(c)
+	})
+	return last
+}
+
+func exitedWith(restarts int) func(container.Container) error {
+	return func(c container.Container) error {
+		if c.State.Status != container.Exited || c.RestartCount != restarts {
+			return fmt.Errorf("status %s after %d restarts, want exited after %d", c.State.Status, c.RestartCount, restarts)
+		}
+		return nil
+	}
+}
+
+func runningAfter(restarts int) func(container.Container) error {
+	return func(c container.Container) error {
+		if c.State.Status != container.Running || c.RestartCount < restarts {
+			return fmt.Errorf("status %s after %d restarts, want running after %d", c.State.Status, c.RestartCount, restarts)
+		}
+		return nil
+	}
+}
+
+func TestRestartPolicies(t *testing.T) {
+	t.Parallel()
+	e := busyboxEngine(t)
+	ctx := context.Background()
+	policy := func(name string, n int) container.RestartPolicy {
+		return container.RestartPolicy{Name: name, MaximumRetryCount: n}
+	}
+	failing := []string{"sh", "-c", "exit 1"}
+
+	t.Run("no", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: failing, RestartPolicy: policy("no", 0)})
+		// The decision is taken as the exit is handled: exited, not restarting.
+		if code := waitExit(t, e, c.ID); code != 1 {
+			t.Fatalf("exit %d", code)
+		}
+		eventually(t, e, c.ID, exitedWith(0))
+	})
+	t.Run("on-failure:2", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: failing, RestartPolicy: policy("on-failure", 2)})
+		got := eventually(t, e, c.ID, exitedWith(2))
+		if got.State.ExitCode != 1 {
+			t.Fatalf("exit code %d", got.State.ExitCode)
+		}
+	})
+	t.Run("on-failure leaves success alone", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: []string{"true"}, RestartPolicy: policy("on-failure", 0)})
+		waitExit(t, e, c.ID)
+		eventually(t, e, c.ID, exitedWith(0))
+	})
+	t.Run("always, until stopped", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: []string{"true"}, RestartPolicy: policy("always", 0)})
+		eventually(t, e, c.ID, func(c container.Container) error {
+			if c.RestartCount < 2 {
+				return fmt.Errorf("%d restarts", c.RestartCount)
+			}
+			return nil
+		})
+		if err := e.Containers.Stop(ctx, c.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := e.Containers.Get(c.ID)
+		if got.State.Status != container.Exited || !got.State.StoppedByUser {
+			t.Fatalf("after stop: %+v", got.State)
+		}
+	})
+	t.Run("unless-stopped, after a kill from outside", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: sleeper, RestartPolicy: policy("unless-stopped", 0)})
+		// The kernel (an OOM kill, an admin) ends it: not the user's stop.
+		if err := unix.Kill(c.State.Pid, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		got := eventually(t, e, c.ID, runningAfter(1))
+		if got.State.Pid == c.State.Pid {
+			t.Fatal("restarted with the same pid")
+		}
+		if err := e.Containers.Stop(ctx, c.ID, durationPtr(0)); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = e.Containers.Get(c.ID)
+		if got.State.Status != container.Exited || got.State.ExitCode != 137 {
+			t.Fatalf("after stop: %+v", got.State)
+		}
+	})
+}
+
+func durationPtr(d time.Duration) *time.Duration { return &d }
+
+// TestRestartBacksOff checks docker's back-off: the delay before each
+// restart of a container that keeps failing doubles from 100ms. The delays
+// are lower bounds (timers never fire early), so the check cannot flake.
+func TestRestartBacksOff(t *testing.T) {
+	t.Parallel()
+	e := busyboxEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := e.Containers.Subscribe(ctx)
+	c := start(t, e, container.Config{Cmd: []string{"sh", "-c", "exit 3"}, RestartPolicy: container.RestartPolicy{Name: "on-failure"}})
+	var dies, starts []time.Time
+	timeout := time.After(30 * time.Second)
+	for len(starts) < 4 {
+		select {
+		case ev := <-events:
+			if ev.ID != c.ID {
+				continue
+			}
+			switch ev.Action {
+			case "die":
+				dies = append(dies, ev.Time)
+			case "start":
+				starts = append(starts, ev.Time)
+			}
+		case <-timeout:
+			t.Fatalf("%d restarts in 30s", len(starts))
+		}
+	}
+	for i := range 3 {
+		gap := starts[i+1].Sub(dies[i])
+		if want := 100 * time.Millisecond << i; gap < want {
+			t.Errorf("restart %d came %v after the exit, want at least %v", i+1, gap, want)
+		}
+	}
+	if err := e.Containers.Stop(context.Background(), c.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.Containers.Get(c.ID); got.State.Status != container.Exited {
+		t.Fatalf("after stop: %s", got.State.Status)
+	}
+}
