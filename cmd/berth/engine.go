@@ -18,10 +18,10 @@ func engineCommands(opts *globalOptions) []*cobra.Command {
 	}
 }
 
-// group makes a parent command whose children do the work.
+// group makes a parent command whose children do the work; run alone it
+// shows its help.
 func group(use, short string, children ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
+	c := &cobra.Command{Use: use, Short: short}
 	c.AddCommand(children...)
 	return c
 }

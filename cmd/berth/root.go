@@ -63,6 +63,7 @@ func newRootCommand() *cobra.Command {
 		c.GroupID = "engine"
 		root.AddCommand(c)
 	}
+	applyExamples(root)
 	return root
 }
 
