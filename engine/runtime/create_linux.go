@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -294,15 +293,18 @@ func (r *Runtime) childFailure(ctx context.Context, c *child, err error) error {
 }
 
 // sendConsole passes the pty master to a console socket, as runc does.
+// (Raw calls rather than package net: see Logger.)
 func sendConsole(path string, master *os.File) error {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("console socket: %w", err)
 	}
-	defer conn.Close()
-	_, _, err = conn.WriteMsgUnix([]byte("/dev/ptmx"), unix.UnixRights(int(master.Fd())), nil)
-	if err != nil {
-		return fmt.Errorf("console socket: %w", err)
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fmt.Errorf("console socket %s: %w", path, err)
+	}
+	if err := unix.Sendmsg(fd, []byte("/dev/ptmx"), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
+		return fmt.Errorf("console socket %s: %w", path, err)
 	}
 	return nil
 }

@@ -42,7 +42,6 @@ package runtime
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -72,8 +71,21 @@ type Config struct {
 	Binary string
 	// Logger receives warnings about what a spec asked and the host could
 	// not give (a clamped rlimit, a missing cgroup knob). Default: discarded.
-	Logger *slog.Logger
+	// A *slog.Logger is one.
+	Logger Logger
 }
+
+// Logger is where a Runtime says what it could not do as asked. It is an
+// interface rather than *slog.Logger so that this package does not import
+// log/slog, whose initialisation would come before the setup stage's (see
+// the package's init).
+type Logger interface {
+	Warn(msg string, args ...any)
+}
+
+type discard struct{}
+
+func (discard) Warn(string, ...any) {}
 
 // IO is the standard streams of a container's process or of an exec'd one.
 type IO struct {
@@ -177,7 +189,7 @@ func (e *SetupError) Error() string { return fmt.Sprintf("setup failed at %s: %s
 type Runtime struct {
 	cfg  Config
 	host *cgroups.Host
-	log  *slog.Logger
+	log  Logger
 
 	mu  sync.Mutex // guards exe
 	exe *os.File   // read-only view of cfg.Binary, made on first use

@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +36,7 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = discard{}
 	}
 	host, err := cgroups.Detect()
 	if err != nil {
