@@ -28,7 +28,7 @@ root=$work/root
 trap 'kill $(cat "$root/daemon.lock" 2>/dev/null) 2>/dev/null || true; sleep 1; rm -rf "$work"' EXIT
 mkdir -p "$work/rootfs/bin" "$work/proj/src"
 cp "$(command -v busybox)" "$work/rootfs/bin/busybox"
-for a in $("$work/rootfs/bin/busybox" --list); do ln -sf busybox "$work/rootfs/bin/$a"; done
+for a in $("$work/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
 tar -C "$work/rootfs" -cf "$work/busybox.tar" .
 "$berth" --root "$root" image import --change 'CMD ["sh"]' "$work/busybox.tar" busybox:latest >/dev/null
 for i in $(seq 1 20); do echo "package p$i" > "$work/proj/src/f$i.go"; done
@@ -44,7 +44,11 @@ CMD ["cat", "/app/count"]
 EOF
 printf 'name: bench\nservices:\n  app:\n    build: .\n' > "$work/proj/compose.yaml"
 cd "$work/proj"
-ms() { local s=$(date +%s%N); "$@" >/dev/null 2>&1; echo $(( ($(date +%s%N) - s) / 1000000 )); }
+ms() {
+  local s=$(date +%s%N) out
+  out=$("$@" 2>&1) || { echo "build, CLI: $* failed: $out" >&2; exit 1; }
+  echo $(( ($(date +%s%N) - s) / 1000000 ))
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 "$berth" --root "$root" version >/dev/null # the daemon runs before timing starts
 cold=() cached=()
