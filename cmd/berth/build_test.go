@@ -39,7 +39,7 @@ func TestBuildAndUpBuild(t *testing.T) {
 	if err != nil {
 		t.Fatalf("berth build: %v\n%s", err, stderr)
 	}
-	for _, want := range []string{"[web 2/3] COPY greeting.txt /greeting.txt  DONE", "[web 3/3] RUN echo \"$GREETING\" > /arg.txt  DONE", "naming to bldcompose-web", "Service web  Built"} {
+	for _, want := range []string{"[web 2/3] COPY greeting.txt /greeting.txt  DONE", "[web 3/3] RUN echo \"$GREETING\" > /arg.txt  DONE", "[web] naming to bldcompose-web", "Service web  Built"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("build output lacks %q:\n%s", want, stderr)
 		}

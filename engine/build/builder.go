@@ -253,6 +253,15 @@ func (sr *stageRun) stepName(text string) string {
 	return fmt.Sprintf("[%s%d/%d] %s", prefix, sr.n, sr.total, text)
 }
 
+// named prefixes a step that belongs to no stage with the build's name,
+// so that the builds of several services show apart: "[web] exporting".
+func (j *job) named(text string) string {
+	if j.opts.Name == "" {
+		return text
+	}
+	return "[" + j.opts.Name + "] " + text
+}
+
 // baseImage finds a FROM image in the store, pulling it when it is missing
 // or when the build asks to pull.
 func (j *job) baseImage(ctx context.Context, ref string) (image.Image, error) {
@@ -298,7 +307,7 @@ func (j *job) export(ctx context.Context, sr *stageRun) error {
 		}
 	}
 	sort.Strings(tags)
-	ev := j.steps.begin("exporting to image")
+	ev := j.steps.begin(j.named("exporting to image"))
 	cfgJSON, _ := json.Marshal(cfg)
 	key := chainKey(st.key, "export", string(cfgJSON), st.author)
 	var img image.Image
@@ -337,7 +346,7 @@ func (j *job) export(ctx context.Context, sr *stageRun) error {
 	}
 	ev.done()
 	for _, t := range tags {
-		j.steps.begin("naming to " + image.Familiar(t)).done()
+		j.steps.begin(j.named("naming to " + image.Familiar(t))).done()
 	}
 	j.result.ImageID, j.result.Digest, j.result.Tags = img.ID, img.Manifest.Digest.String(), tags
 	return nil
