@@ -66,6 +66,19 @@ func TestBuildAndUpBuild(t *testing.T) {
 	p.berth("up", "-d")
 	waitLogs(t, p, "greeting v1", "hello from compose")
 
+	// What the container changed, and an image made of it.
+	container := p.name + "-web-1"
+	if diff := p.berth("container", "diff", container); diff != "A /started\n" {
+		t.Errorf("container diff:\n%s", diff)
+	}
+	id := strings.TrimSpace(p.berth("container", "commit", "-m", "snapshot", "-c", `CMD ["cat", "/started"]`, container, "snap:1"))
+	if !strings.HasPrefix(id, "sha256:") {
+		t.Errorf("commit printed %q", id)
+	}
+	if hist := p.berth("image", "history", "--no-trunc", "snap:1"); !strings.Contains(hist, "snapshot") {
+		t.Errorf("history of the commit:\n%s", hist)
+	}
+
 	// A changed file: up --build rebuilds and replaces the container.
 	if err := os.WriteFile(filepath.Join(p.dir, "web", "greeting.txt"), []byte("greeting v2\n"), 0o644); err != nil {
 		t.Fatal(err)
