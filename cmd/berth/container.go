@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
@@ -385,12 +384,4 @@ func exitCodeOf(err error) int {
 		return 126
 	}
 	return 125
-}
-
-// sinceText says how long ago, for CREATED columns.
-func sinceText(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return humanDuration(time.Since(t)) + " ago"
 }
