@@ -436,3 +436,20 @@ RUN --mount=type=bind,source=conf,target=/conf --mount=type=bind,from=tools,sour
 		t.Errorf("after changing the bind source: %q", out)
 	}
 }
+
+func TestLongOutputLinesAndBuildPlatform(t *testing.T) {
+	t.Parallel()
+	e := enginetest.Open(t)
+	enginetest.Busybox(t, e, "busybox")
+	// A 2.5 MB line without a newline (longer than any line buffer), then more output: the step reads it
+	// all (a reader that gave up would leave the RUN blocked on its pipe).
+	dir := newContext(t, "FROM --platform=$BUILDPLATFORM busybox\nRUN yes x | head -c 5000000 | tr -d '\\n'; echo; echo after\n", nil)
+	_, rec := mustBuild(t, e, dir, build.Options{})
+	out := rec.output()
+	if !strings.HasSuffix(out, "after\n") || strings.Count(out, "x") != 2500000 {
+		t.Errorf("output of %d bytes ends %q", len(out), out[max(0, len(out)-20):])
+	}
+	if rec.has("platform only") {
+		t.Error("FROM --platform=$BUILDPLATFORM warned")
+	}
+}

@@ -199,8 +199,8 @@ func (j *job) stage(ctx context.Context, i int) (*stageRun, error) {
 			fromText = "FROM " + n
 		}
 	}
-	if s.Platform != "" {
-		j.steps.warn(fmt.Sprintf("%s: FROM --platform=%s: berth builds for this host's platform only", j.df.at(s.Location), s.Platform))
+	if platform, _, _ := j.lex.ProcessWord(s.Platform, argEnv(j.meta)); platform != "" && platform != platformArgs()["TARGETPLATFORM"] {
+		j.steps.warn(fmt.Sprintf("%s: FROM --platform=%s: berth builds for this host's platform only", j.df.at(s.Location), platform))
 	}
 	// A base's ONBUILD triggers run first, and the new image does not
 	// inherit them.

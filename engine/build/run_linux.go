@@ -319,12 +319,19 @@ func (b *Builder) runContainer(ctx context.Context, bundle string, ev *step) (in
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			tail.add(line)
-			ev.output(line)
+		// Lines longer than the buffer come in pieces rather than stop
+		// the reading (a stalled pipe would hang the step).
+		br := bufio.NewReaderSize(pr, 64<<10)
+		for {
+			chunk, err := br.ReadSlice('\n')
+			if len(chunk) > 0 {
+				line := strings.TrimRight(string(chunk), "\r\n")
+				tail.add(line)
+				ev.output(line)
+			}
+			if err != nil && err != bufio.ErrBufferFull {
+				break
+			}
 		}
 		pr.Close()
 	}()
