@@ -379,11 +379,11 @@ func TestRunNetworkHostOrNone(t *testing.T) {
 	if strings.TrimSpace(lines[1]) != "lo" {
 		t.Errorf("--network=none sees %q, want lo only", lines[1])
 	}
-	// The build's own network: none.
-	dir = newContext(t, "FROM busybox\nRUN ls /sys/class/net | tr '\\n' ' '\n", nil)
-	_, rec = mustBuild(t, e, dir, build.Options{Network: "none"})
-	if strings.TrimSpace(rec.output()) != "lo" {
-		t.Errorf("network none sees %q", rec.output())
+	// The build's own network: none; extra hosts and /dev/shm's size.
+	dir = newContext(t, "FROM busybox\nRUN ls /sys/class/net && grep -w db /etc/hosts && df -k /dev/shm | tail -1 | awk '{print $2}'\n", nil)
+	_, rec = mustBuild(t, e, dir, build.Options{Network: "none", ExtraHosts: []string{"db:10.1.2.3"}, ShmSize: 8 << 20})
+	if out := rec.output(); out != "lo\n10.1.2.3\tdb\n8192\n" {
+		t.Errorf("network none, extra hosts, shm size: %q", out)
 	}
 }
 
