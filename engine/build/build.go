@@ -187,7 +187,7 @@ type CommitOptions struct {
 	Pause bool `json:"pause,omitempty"`
 }
 
-// Layer is a container's writable layer, as Diff and Commit read it.
+// Layer is a container's writable layer, as Changes and Commit read it.
 type Layer struct {
 	// Upper is the overlay upper dir holding the changes.
 	Upper string
@@ -210,16 +210,10 @@ type CommitSource struct {
 	CreatedBy string
 }
 
-// Errors of a build, for errors.Is; each comes wrapped with what, where
-// (the Dockerfile's line, the step) and why.
-var (
-	// ErrDockerfile is a Dockerfile that does not parse or does not make
-	// sense (an unknown instruction, a stage that does not exist).
-	ErrDockerfile = errdefs.ErrInvalidArgument.WithMessage("bad Dockerfile")
-	// ErrContext is a COPY or ADD source that is missing, ignored by
-	// .dockerignore, or leads outside the build context.
-	ErrContext = errdefs.ErrInvalidArgument.WithMessage("bad build context")
-)
+// Errors of a build carry errdefs classes: a Dockerfile that does not
+// parse or make sense, and a COPY source that leads outside the context,
+// are invalid arguments ("Dockerfile:7: ..."); a missing COPY source is not
+// found; a failed RUN is a RunError, a failed precondition.
 
 // RunError is a RUN step whose command failed: its exit code and the last
 // lines it printed.
