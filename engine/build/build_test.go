@@ -363,21 +363,23 @@ func TestRunNetworkHostOrNone(t *testing.T) {
 	t.Parallel()
 	e := enginetest.Open(t)
 	enginetest.Busybox(t, e, "busybox")
-	hostLinks, err := os.ReadDir("/sys/class/net")
+	// The host's network namespace, as a RUN step names it (links come and
+	// go while other tests run, the namespace does not).
+	hostNet, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := newContext(t, "FROM busybox\nRUN ls /sys/class/net | tr '\\n' ' '\nRUN --network=none ls /sys/class/net | tr '\\n' ' '\n", nil)
+	dir := newContext(t, "FROM busybox\nRUN readlink /proc/self/ns/net\nRUN --network=none readlink /proc/self/ns/net && ls /sys/class/net\n", nil)
 	_, rec := mustBuild(t, e, dir, build.Options{})
 	lines := strings.Split(strings.TrimSpace(rec.output()), "\n")
-	if len(lines) != 2 {
+	if len(lines) != 3 {
 		t.Fatalf("output %q", rec.output())
 	}
-	if n := len(strings.Fields(lines[0])); n != len(hostLinks) {
-		t.Errorf("default network sees %q, the host has %d links", lines[0], len(hostLinks))
+	if lines[0] != hostNet {
+		t.Errorf("the default network is %s, the host's is %s", lines[0], hostNet)
 	}
-	if strings.TrimSpace(lines[1]) != "lo" {
-		t.Errorf("--network=none sees %q, want lo only", lines[1])
+	if lines[1] == hostNet || lines[2] != "lo" {
+		t.Errorf("--network=none is %s with links %q, want its own namespace with lo only", lines[1], lines[2])
 	}
 	// The build's own network: none; extra hosts and /dev/shm's size.
 	dir = newContext(t, "FROM busybox\nRUN ls /sys/class/net && grep -w db /etc/hosts && df -k /dev/shm | tail -1 | awk '{print $2}'\n", nil)
