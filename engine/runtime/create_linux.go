@@ -106,16 +106,33 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	if err != nil {
 		return Process{}, err
 	}
-	if err := cg.Create(); err != nil {
-		return Process{}, err
-	}
 	// The pids limit waits until setup is done: the setup stage is a Go
 	// program, whose threads count against pids.max, and a container
 	// limited to a handful of processes must still start. Its threads end
 	// at execve.
 	res, pids := splitPids(spec.Linux.Resources)
-	if err := r.setResources(rec.ID, cg, res); err != nil {
-		return Process{}, err
+	makeCgroup := func() error {
+		if err := cg.Create(); err != nil {
+			return err
+		}
+		return r.setResources(rec.ID, cg, res)
+	}
+	// On v2 the child is cloned into its cgroup, which must exist first. On
+	// v1 it is moved there after the clone, and the cgroup is made after
+	// the clone too: the kernel holds cgroup_mutex while a migration waits
+	// for an RCU grace period (see WarmMigration, started by Create), so
+	// mkdir would wait for it; the clone and the child's start need not.
+	cgfd := -1
+	if r.host.Version == cgroups.V2 {
+		if err := makeCgroup(); err != nil {
+			return Process{}, err
+		}
+		fd, _, err := cg.CloneFD()
+		if err != nil {
+			return Process{}, err
+		}
+		cgfd = fd
+		defer unix.Close(cgfd)
 	}
 	var prog seccomp.Program
 	if spec.Linux.Seccomp != nil {
@@ -134,13 +151,6 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 		return Process{}, fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer fifo.Close()
-	cgfd, cloned, err := cg.CloneFD()
-	if err != nil {
-		return Process{}, err
-	}
-	if cloned {
-		defer unix.Close(cgfd)
-	}
 	c, err := r.spawn(spawnRequest{
 		ns: ns, pidfd: -1, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 		cgroupFD: cgfd, io: stdio, fifo: fifo,
@@ -154,7 +164,12 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 			c.abort()
 		}
 	}()
-	if !cloned {
+	if cgfd < 0 {
+		// The child waits for its bootstrap before it does anything: it is
+		// in its cgroup before any work of its own.
+		if err := makeCgroup(); err != nil {
+			return Process{}, err
+		}
 		if err := cg.Join(c.pid); err != nil {
 			return Process{}, err
 		}
