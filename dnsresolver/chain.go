@@ -13,14 +13,15 @@ import (
 //	admit       drops answers, refuses sources outside the network, rejects
 //	            what is not one plain query
 //	withView    loads the network's records and finds the asking container
-//	records     answers names the network owns: links, names, search domains,
-//	            rotation, PTR, empty AAAA
+//	records     answers names the network owns (and the asker's other
+//	            networks): links, names, search domains, rotation, PTR,
+//	            empty AAAA
 //	forward     sends everything else to the upstream resolvers
 //
 // Each stage is a dns.Handler wrapping the next; the *request made by admit
 // carries what the stages learn down the chain. The UDP fast path (fast.go)
 // answers the commonest queries without running the chain, by the same
-// view.lookup.
+// network.resolve.
 
 // ednsSize is the UDP payload size berth advertises and honours: the DNS flag
 // day 2020 value, which avoids IP fragmentation on any common path.

@@ -362,6 +362,13 @@ func TestRemoveNetworkFreesTheAddress(t *testing.T) {
 	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{}})
 	loopbackNetwork(t, s, "n")
 	addr, _ := s.Addr("n")
+	// A client that keeps its TCP connection open must not hold the
+	// removal up.
+	idle, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
 	if err := s.RemoveNetwork("n"); err != nil {
 		t.Fatal(err)
 	}
