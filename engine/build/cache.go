@@ -18,9 +18,9 @@ import (
 	"github.com/berth-dev/berth/engine/image"
 )
 
-// cacheHolder leases the carrier images of the build cache, so that image
+// CacheHolder leases the carrier images of the build cache, so that image
 // prune keeps them; Prune lets them go.
-const cacheHolder = "berth-build-cache"
+const CacheHolder = "berth-build-cache"
 
 // cacheEntry is what a step's cache key leads to.
 type cacheEntry struct {
@@ -95,8 +95,8 @@ type PruneReport struct {
 // and the carrier images no name and no container holds.
 func (b *Builder) Prune(ctx context.Context) (PruneReport, error) {
 	report := PruneReport{ImagesDeleted: []string{}}
-	ids := b.images.Leases()[cacheHolder]
-	if err := b.images.Release(ctx, cacheHolder); err != nil {
+	ids := b.images.Leases()[CacheHolder]
+	if err := b.images.Release(ctx, CacheHolder); err != nil {
 		return report, err
 	}
 	for _, id := range ids {

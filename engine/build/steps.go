@@ -291,7 +291,7 @@ func (j *job) runLayerStep(ctx context.Context, st *state, hist v1.History, ev *
 	img, err := j.b.images.Create(ctx, image.CreateOptions{
 		Base: base, Layers: []image.NewLayer{{Tar: pr}}, Config: st.config,
 		History: append(st.pending[:len(st.pending):len(st.pending)], hist), Created: j.epoch,
-		Author: st.author, Lease: cacheHolder,
+		Author: st.author, Lease: CacheHolder,
 	})
 	pr.CloseWithError(io.ErrClosedPipe) // ends the writer if Create stopped reading
 	if err != nil {
