@@ -24,6 +24,10 @@ import (
 
 const defaultStopTimeout = 10 * time.Second
 
+// anonymousOwner labels the anonymous volumes made for a container, so
+// that a create that crashed half-way can find and remove them.
+const anonymousOwner = "dev.berth.container"
+
 func readJSON(path string, v any) error { return atomicfile.ReadJSON(path, v) }
 
 // Create makes a container from cfg: its record, its image lease and its
@@ -121,7 +125,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		}
 	}
 	for _, target := range anon {
-		v, err := m.volumes.Create(volume.CreateOptions{Anonymous: true, Labels: map[string]string{"dev.berth.container": id}})
+		v, err := m.volumes.Create(volume.CreateOptions{Anonymous: true, Labels: map[string]string{anonymousOwner: id}})
 		if err != nil {
 			m.removeAnonymousVolumes(c)
 			return nil, err
@@ -130,6 +134,10 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 			c.AnonymousVolumes = map[string]string{}
 		}
 		c.AnonymousVolumes[target] = v.Name
+	}
+	if err := failpoint.Inject("container/create-before-record"); err != nil {
+		m.removeAnonymousVolumes(c)
+		return nil, err
 	}
 	if err := m.save(c); err != nil {
 		m.removeAnonymousVolumes(c)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/engine/container/monitor"
@@ -39,11 +40,21 @@ func MonitorMain(version string) {
 type monitorRuntime struct{ rt *runtime.Runtime }
 
 func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
-	p, err := m.rt.Create(ctx, id, bundle, runtime.IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr})
-	if err != nil {
-		return 0, nil, err
+	for attempt := 1; ; attempt++ {
+		p, err := m.rt.Create(ctx, id, bundle, runtime.IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr})
+		if err == nil {
+			return p.Pid, p.Console, nil
+		}
+		// Workaround: on a cgroup v1 host, two creates at once can race
+		// on the state root's parent cpuset cgroup (one makes it, the
+		// other puts a child in it before its cpus and mems are filled:
+		// ENOSPC on join). The failed create left nothing behind; by the
+		// next attempt the parent is filled.
+		if attempt == 3 || !strings.Contains(err.Error(), "cgroup.procs: no space left on device") {
+			return 0, nil, err
+		}
+		time.Sleep(time.Duration(attempt) * 10 * time.Millisecond)
 	}
-	return p.Pid, p.Console, nil
 }
 
 // Start releases a created container and returns once its process has

@@ -75,6 +75,11 @@ func (m *Manager) restore(ctx context.Context) error {
 			_ = m.networks.DeleteSandbox(id)
 		}
 		_ = m.images.Release(ctx, id)
+		if vols, err := m.volumes.List(map[string]string{anonymousOwner: id}); err == nil {
+			for _, v := range vols {
+				_ = m.volumes.Remove(v.Name, nil, true)
+			}
+		}
 		_ = os.RemoveAll(m.dir(id))
 	}
 	running, err := m.monitor.Streams(ctx)
