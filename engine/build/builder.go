@@ -219,7 +219,7 @@ func (j *job) stage(ctx context.Context, i int) (*stageRun, error) {
 	sr.n = 1
 	j.steps.begin(sr.stepName(fromText)).cached()
 	for ci, c := range cmds {
-		if err := j.dispatch(ctx, sr, c, ci < len(triggers)); err != nil {
+		if err := j.dispatch(ctx, sr, c); err != nil {
 			loc := j.df.at(c.Location())
 			if ci < len(triggers) {
 				loc = j.df.at(s.Location) + " (ONBUILD of the base)"

@@ -77,7 +77,7 @@ func ApplyChanges(cfg v1.Config, changes []string) (v1.Config, error) {
 			default:
 				return cfg, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("--change %q: %s cannot be changed; use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, STOPSIGNAL, HEALTHCHECK, SHELL or WORKDIR", change, cmd.Name()))
 			}
-			if err := j.dispatch(context.Background(), sr, cmd, false); err != nil {
+			if err := j.dispatch(context.Background(), sr, cmd); err != nil {
 				return cfg, fmt.Errorf("--change %q: %w", change, err)
 			}
 		}

@@ -19,7 +19,7 @@ import (
 
 // dispatch runs one instruction of a stage: variables expanded first with
 // the stage's ARGs and ENVs, as BuildKit expands them.
-func (j *job) dispatch(ctx context.Context, sr *stageRun, cmd instructions.Command, trigger bool) error {
+func (j *job) dispatch(ctx context.Context, sr *stageRun, cmd instructions.Command) error {
 	st := sr.st
 	if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
 		env := st.expandEnv()
