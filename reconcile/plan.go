@@ -119,6 +119,9 @@ type Options struct {
 	// drift correction restarts what was stopped or killed, not what
 	// completed.
 	KeepCompleted bool `json:"keep_completed,omitempty"`
+	// NoContainers plans what the services' containers need (networks,
+	// volumes, images) but not the containers: run makes its own.
+	NoContainers bool `json:"no_containers,omitempty"`
 }
 
 // Scope returns the services an operation covers, in dependency order:
@@ -232,6 +235,10 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 			imageOf[name] = a.Resource
 			plan.Actions = append(plan.Actions, a)
 		}
+	}
+
+	if opts.NoContainers {
+		return plan, nil
 	}
 
 	// Containers, in dependency order; a recreated dependency with

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,6 +100,28 @@ func TestComposeLifecycle(t *testing.T) {
 		return nil
 	})
 
+	// exec in a service's container, a one-off run, top and stats.
+	if out := strings.TrimSpace(p.berth("exec", "-T", "kv", "cat", "/data/value")); out != "stored-value" {
+		t.Fatalf("exec kv cat: %q", out)
+	}
+	if _, _, err := p.berthErr("exec", "-T", "kv", "sh", "-c", "exit 7"); exitCode(err) != 7 {
+		t.Fatalf("exec's exit code: %v, want 7", err)
+	}
+	if out := strings.TrimSpace(p.berth("run", "--rm", "-T", "worker", "sh", "-c", "echo one-off $MODE")); out != "one-off fast" {
+		t.Fatalf("run --rm: %q", out)
+	}
+	for _, e := range p.ps("-a") {
+		if strings.Contains(e.Name, "-run-") {
+			t.Fatalf("run --rm left %s behind", e.Name)
+		}
+	}
+	if out := p.berth("top", "worker"); !strings.Contains(out, "app-worker-1") || !strings.Contains(out, "sleep") {
+		t.Fatalf("top worker:\n%s", out)
+	}
+	if out := p.berth("stats", "--no-stream", "worker"); !strings.Contains(out, "app-worker-1") {
+		t.Fatalf("stats:\n%s", out)
+	}
+
 	// stop, start, pause, unpause, restart.
 	p.berth("stop", "-t", "1", "worker")
 	if st := p.stateOf("worker"); st != "exited" {
@@ -119,6 +143,14 @@ func TestComposeLifecycle(t *testing.T) {
 	if vols, err := os.ReadDir(filepath.Join(p.root, "volumes")); err != nil || len(vols) != 0 {
 		t.Fatalf("volumes left after down -v: %v %v", vols, err)
 	}
+}
+
+func exitCode(err error) int {
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return exit.ExitCode()
+	}
+	return -1
 }
 
 func (p *project) idsEditingEnv(t *testing.T, env string) map[string][]string {
