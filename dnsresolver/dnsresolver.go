@@ -96,7 +96,9 @@ type Network struct {
 // Endpoint is one container's presence on one network: its address there and
 // every name that leads to it. The daemon builds them from the container's
 // config; all names are matched case-insensitively, with or without a
-// trailing dot.
+// trailing dot. A name that cannot be a DNS name (labels of letters, digits,
+// '-' and '_') is left out rather than failing the endpoint: nobody could
+// ask for it.
 type Endpoint struct {
 	// Container is the container's name ("proj-web-1"); it identifies the
 	// endpoint within the network, and the container across networks (give

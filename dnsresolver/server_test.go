@@ -346,15 +346,38 @@ func TestServerErrorsHaveClasses(t *testing.T) {
 	for _, ep := range []Endpoint{
 		{IP: host(sub, 2)},
 		{Container: "c"},
-		{Container: "c", IP: host(sub, 2), Service: "under score ok? no: spaces"},
-		{Container: "c", IP: host(sub, 2), Aliases: []string{"a..b"}},
-		{Container: "c", IP: host(sub, 2), Links: []Link{{Alias: "x"}}},
 		{Container: "c", IP: host(sub, 2), IPv6: host(sub, 3)},
+		{Container: "c", IP: host(sub, 2), Upstreams: []netip.AddrPort{{}}},
 	} {
 		errorsIs(t, s.PutEndpoint("n", ep), errdefs.ErrInvalidArgument)
 	}
 	twice := []Endpoint{{Container: "c", IP: host(sub, 2)}, {Container: "c", IP: host(sub, 3)}}
 	errorsIs(t, s.SetEndpoints("n", twice), errdefs.ErrInvalidArgument)
+}
+
+func TestNamesThatCannotBeDNSNamesAreLeftOut(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{Upstreams: []netip.AddrPort{}})
+	sub := loopbackNetwork(t, s, "n")
+	ip := host(sub, 2)
+	err := s.PutEndpoint("n", Endpoint{
+		Container: "proj-web-1", IP: ip, Service: "web",
+		Hostname: "has space", Aliases: []string{"a..b", "ok-alias", "é"},
+		Links:  []Link{{Alias: "x"}, {Alias: "good", Target: "web"}},
+		Search: []string{"bad domain", "corp.example"},
+	})
+	if err != nil {
+		t.Fatalf("an endpoint with some bad names is refused: %v", err)
+	}
+	srv, _ := s.Addr("n")
+	for _, name := range []string{"proj-web-1", "web", "ok-alias", "web.corp.example"} {
+		if got := addrsOf(ask(t, srv, ip, "udp", name, dns.TypeA)); !slices.Equal(got, []string{ip.String()}) {
+			t.Errorf("%s: %v, want %s", name, got, ip)
+		}
+	}
+	if got := addrsOf(ask(t, srv, ip, "tcp", "good", dns.TypeA)); !slices.Equal(got, []string{ip.String()}) {
+		t.Errorf("good link alias: %v", got)
+	}
 }
 
 func TestRemoveNetworkFreesTheAddress(t *testing.T) {

@@ -86,7 +86,10 @@ func nameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
 }
 
-// validate checks one endpoint before it enters a record set.
+// validate checks one endpoint before it enters a record set. Only what
+// makes the endpoint meaningless is an error; a name that cannot be a DNS
+// name (a network alias with a space, say) is skipped when the records are
+// built, so the container still resolves by its other names.
 func (ep *Endpoint) validate() error {
 	if ep.Container == "" {
 		return fmt.Errorf("endpoint without a container name: %w", errdefs.ErrInvalidArgument)
@@ -98,24 +101,6 @@ func (ep *Endpoint) validate() error {
 	if ep.IPv6.IsValid() && !ep.IPv6.Is6() {
 		return wrap(fmt.Errorf("IPv6 address %s is not IPv6: %w", ep.IPv6, errdefs.ErrInvalidArgument))
 	}
-	for _, n := range ep.names() {
-		if err := checkName("name", n); err != nil {
-			return wrap(err)
-		}
-	}
-	for _, l := range ep.Links {
-		if err := checkName("link alias", l.Alias); err != nil {
-			return wrap(err)
-		}
-		if err := checkName("link target", l.Target); err != nil {
-			return wrap(err)
-		}
-	}
-	for _, d := range ep.Search {
-		if err := checkName("search domain", d); err != nil {
-			return wrap(err)
-		}
-	}
 	for _, u := range ep.Upstreams {
 		if !u.IsValid() {
 			return wrap(fmt.Errorf("invalid upstream %s: %w", u, errdefs.ErrInvalidArgument))
@@ -123,6 +108,9 @@ func (ep *Endpoint) validate() error {
 	}
 	return nil
 }
+
+// validName reports whether name can be a key of the record set.
+func validName(name string) bool { return checkName("name", name) == nil }
 
 // names lists every name of the endpoint, unsorted, possibly repeated.
 func (ep *Endpoint) names() []string {
@@ -138,7 +126,8 @@ func (ep *Endpoint) names() []string {
 }
 
 // buildView makes the record set of a network from its endpoints, which the
-// caller has validated. It copies what it keeps: the caller may reuse eps.
+// caller has validated, leaving out names that cannot be DNS names. It copies
+// what it keeps: the caller may reuse eps.
 func buildView(network string, eps []Endpoint) *view {
 	v := &view{
 		suffix: "." + canonical(network),
@@ -151,6 +140,9 @@ func buildView(network string, eps []Endpoint) *view {
 	for i := range eps {
 		ep := &eps[i]
 		for _, n := range ep.names() {
+			if !validName(n) {
+				continue
+			}
 			key := canonical(n)
 			a := v.names[key]
 			if a == nil {
@@ -164,7 +156,7 @@ func buildView(network string, eps []Endpoint) *view {
 		}
 		target := strings.ToLower(strings.TrimSuffix(ep.Container, ".")) + ptrTarget
 		for _, ip := range []netip.Addr{ep.IP, ep.IPv6} {
-			if !ip.IsValid() {
+			if !ip.IsValid() || !validName(ep.Container) {
 				continue
 			}
 			if rev, err := dns.ReverseAddr(ip.String()); err == nil {
@@ -176,11 +168,15 @@ func buildView(network string, eps []Endpoint) *view {
 		if len(ep.Links) > 0 {
 			a.links = make(map[string]string, len(ep.Links))
 			for _, l := range ep.Links {
-				a.links[canonical(l.Alias)] = canonical(l.Target)
+				if validName(l.Alias) && validName(l.Target) {
+					a.links[canonical(l.Alias)] = canonical(l.Target)
+				}
 			}
 		}
 		for _, d := range ep.Search {
-			a.search = append(a.search, canonical(d))
+			if validName(d) {
+				a.search = append(a.search, canonical(d))
+			}
 		}
 		for _, ip := range []netip.Addr{ep.IP, ep.IPv6} {
 			if ip.IsValid() {
