@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/engine/build"
 	"io"
 	"os"
 	"path/filepath"
@@ -211,6 +212,9 @@ func runImageList(cmd *cobra.Command, opts *globalOptions, o *imageListOptions, 
 	}
 	if len(args) == 1 {
 		lo.References = append(lo.References, args[0])
+	}
+	if !o.all {
+		lo.HideHeldOnlyBy = build.CacheHolder
 	}
 	ic, err := imageClient(cmd, opts)
 	if err != nil {

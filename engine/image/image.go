@@ -99,6 +99,10 @@ type ListOptions struct {
 	// References keeps images with a name that matches one of these
 	// patterns (path.Match syntax, against the familiar or the full name).
 	References []string `json:"References,omitempty"`
+	// HideHeldOnlyBy leaves out the untagged images whose only lease
+	// holder is this one: the build cache's intermediate images, which
+	// `image ls` shows only with -a, as docker hides intermediate images.
+	HideHeldOnlyBy string `json:"HideHeldOnlyBy,omitempty"`
 }
 
 // HistoryEntry is one step of an image's history, newest first: a layer or

@@ -119,6 +119,10 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
 		if len(opts.References) > 0 && !matchesAny(rec.Names, opts.References) {
 			continue
 		}
+		if holders := leased[rec.ID]; opts.HideHeldOnlyBy != "" && len(rec.Names) == 0 &&
+			len(holders) > 0 && allEqual(holders, opts.HideHeldOnlyBy) {
+			continue
+		}
 		img, err := s.image(rec)
 		if err != nil {
 			return nil, err
@@ -135,6 +139,15 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
 		return out[i].ID < out[j].ID
 	})
 	return out, nil
+}
+
+func allEqual(list []string, v string) bool {
+	for _, s := range list {
+		if s != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Inspect describes an image as `docker image inspect` does.
