@@ -186,6 +186,7 @@ func (d *Daemon) routes() http.Handler {
 	d.watchRoutes(mux)
 	api.RegisterContainerRoutes(mux, d.engine.Containers)
 	api.RegisterNetworkRoutes(mux, d.engine, d.engine.Networks.Endpoints)
+	api.RegisterArchiveRoutes(mux, d.engine.Containers)
 	api.RegisterVolumeRoutes(mux, d.engine.Volumes, d.engine.VolumeUsers)
 	api.RegisterBuildRoutes(mux, d.engine.Builder, d.engine.Containers, d.engine.Images)
 	return mux

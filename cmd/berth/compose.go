@@ -2,8 +2,6 @@ package main
 
 import "github.com/spf13/cobra"
 
-const reconcileEngine = "the reconcile engine"
-
 // composeCommands is the command tree of docker compose. Each command's
 // constructor lives in the file of the part that implements it.
 func composeCommands(opts *globalOptions) []*cobra.Command {
@@ -31,7 +29,7 @@ func composeCommands(opts *globalOptions) []*cobra.Command {
 		newEventsCommand(opts),
 		newImagesCommand(opts),
 		newLsCommand(opts),
-		stub("cp SRC DST", "Copy files between a service container and the local filesystem", reconcileEngine),
+		newCpCommand(opts),
 		newWaitCommand(opts),
 		newStatsCommand(opts),
 		newWatchCommand(opts),

@@ -100,6 +100,22 @@ func TestComposeLifecycle(t *testing.T) {
 		return nil
 	})
 
+	// cp out of and into a service's container (the named volume included).
+	local := filepath.Join(t.TempDir(), "value")
+	p.berth("cp", "kv:/data/value", local)
+	if b, err := os.ReadFile(local); err != nil || strings.TrimSpace(string(b)) != "stored-value" {
+		t.Fatalf("cp out: %q %v", b, err)
+	}
+	if err := os.WriteFile(local, []byte("copied-in\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.berth("cp", local, "kv:/tmp/")
+	back := filepath.Join(t.TempDir(), "back")
+	p.berth("cp", "kv:/tmp/value", back)
+	if b, _ := os.ReadFile(back); string(b) != "copied-in\n" {
+		t.Fatalf("cp in then out: %q", b)
+	}
+
 	// exec in a service's container, a one-off run, top and stats.
 	if out := strings.TrimSpace(p.berth("exec", "-T", "kv", "cat", "/data/value")); out != "stored-value" {
 		t.Fatalf("exec kv cat: %q", out)

@@ -168,9 +168,14 @@ func TestSecondDaemonOnOneRootIsRefused(t *testing.T) {
 
 func TestUnbuiltCommandSaysSoAndFails(t *testing.T) {
 	root := t.TempDir()
-	_, err := berthCLI(t, root, "cp", "a", "b")
+	dir := t.TempDir()
+	compose := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(compose, []byte("services:\n  a:\n    image: busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := berthCLI(t, root, "-f", compose, "config", "--resolve-image-digests")
 	if err == nil || !strings.Contains(err.Error(), "not implemented yet") {
-		t.Fatalf("cp: want a not-implemented error, got %v", err)
+		t.Fatalf("config --resolve-image-digests: want a not-implemented error, got %v", err)
 	}
 }
 

@@ -54,6 +54,9 @@ var examples = map[string]string{
 	"berth container stop":    "  berth container stop -t 2 box",
 	"berth container top":     "  berth container top box",
 	"berth container wait":    "  berth container wait box          # prints its exit code",
+	"berth container pause":   "  berth container pause box",
+	"berth container unpause": "  berth container unpause box",
+	"berth container rename":  "  berth container rename box crate",
 
 	"berth network create":  "  berth network create --subnet 10.99.0.0/24 backend\n  berth network create --internal private",
 	"berth network inspect": "  berth network inspect myapp_default",

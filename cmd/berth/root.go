@@ -72,14 +72,3 @@ func newRootCommand() *cobra.Command {
 func notYet(command, missingPart string) error {
 	return fmt.Errorf("%s: not implemented yet (needs %s)", command, missingPart)
 }
-
-// stub makes a command that only reports that it is not built yet.
-func stub(use, short, missingPart string) *cobra.Command {
-	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return notYet(cmd.CommandPath()[len("berth "):], missingPart)
-		},
-	}
-}
