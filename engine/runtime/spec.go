@@ -87,6 +87,12 @@ func DefaultMounts() []specs.Mount {
 	}
 }
 
+// SpecVersion is the ociVersion of the specs DefaultSpec writes: every
+// field it sets is 1.0's, and runtimes check the version (crun refuses the
+// 1.3.0 of the runtime-spec module berth is built with), so a bundle made
+// by `berth runtime spec` runs under runc and crun as well.
+const SpecVersion = "1.0.2-dev"
+
 // DefaultSpec returns a spec with Docker's defaults and berth's hardening:
 // the default capabilities, no_new_privs, masked and read-only /proc and
 // /sys paths, the device allowlist, and Docker's seccomp profile. The
@@ -106,7 +112,7 @@ func DefaultSpec(o SpecOptions) (*specs.Spec, error) {
 	}
 	caps := DefaultCapabilities()
 	spec := &specs.Spec{
-		Version: specs.Version,
+		Version: SpecVersion,
 		Process: &specs.Process{
 			Terminal: o.Terminal,
 			User:     o.User,

@@ -45,10 +45,8 @@ mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundl
 cp "$busybox" "$bundle/rootfs/bin/busybox"
 ln -s busybox "$bundle/rootfs/bin/true"
 # berth's default spec (Docker's defaults: capabilities, masks, devices,
-# seccomp), written once and run by all three. crun checks ociVersion
-# against the versions it knows; the spec's fields are all 1.0's.
+# seccomp), written once and run by all three.
 "$berth" runtime spec -b "$bundle" -- true
-sed -i 's/"ociVersion": "[^"]*"/"ociVersion": "1.0.2-dev"/' "$bundle/config.json"
 
 mkdir -p "$tmp/berth" "$tmp/runc" "$tmp/crun"
 python3 - "$runs" "$berth" "$tmp" "$bundle" <<'EOF'
