@@ -18,7 +18,6 @@ import (
 
 func i64(v int64) *int64   { return &v }
 func u64(v uint64) *uint64 { return &v }
-func u16(v uint16) *uint16 { return &v }
 
 func hostCgroupVersion(t *testing.T) cgroups.Version {
 	t.Helper()

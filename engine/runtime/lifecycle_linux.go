@@ -14,8 +14,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-dev/berth/engine/runtime/cgroups"
 )
 
 // State reports a container's state, read from the kernel rather than
@@ -366,6 +364,3 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 	}
 	return cg.Procs()
 }
-
-// cgroupOf returns a container's cgroup.
-func (r *Runtime) cgroupOf(rec *record) (cgroups.Cgroup, error) { return r.host.Cgroup(rec.Cgroup) }

@@ -101,10 +101,7 @@ func makeParentPrivate(path string) error {
 // user namespace mknod is not allowed, so nodes are bind mounts of the
 // host's.
 func (s *setup) setupDev(userns bool) error {
-	devices := defaultDevices()
-	for _, d := range s.boot.Spec.Linux.Devices {
-		devices = append(devices, d)
-	}
+	devices := append(defaultDevices(), s.boot.Spec.Linux.Devices...)
 	seen := map[string]bool{}
 	for i := len(devices) - 1; i >= 0; i-- { // the spec's entries win
 		d := devices[i]
