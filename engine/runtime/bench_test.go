@@ -80,3 +80,43 @@ func BenchmarkRunTrue(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkExecTrue is Exec of busybox true into a running container and
+// its end: what a healthcheck costs.
+func BenchmarkExecTrue(b *testing.B) {
+	testutil.RequireRoot(b)
+	root := testutil.StateRoot(b)
+	rt, err := New(Config{StateDir: filepath.Join(root, "runtime"), CgroupParent: rootid.CgroupParent(root)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	dir := filepath.Join(root, "bundle")
+	testutil.BusyboxRootfs(b, filepath.Join(dir, "rootfs"))
+	spec, _ := DefaultSpec(SpecOptions{Args: []string{"sleep", "3600"}})
+	if err := WriteSpec(dir, spec); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	p, err := rt.Create(ctx, "bench-exec", dir, IO{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		rt.Delete(ctx, "bench-exec", DeleteOptions{Force: true})
+		reap(p.Pid)
+	}()
+	if err := rt.Start(ctx, "bench-exec"); err != nil {
+		b.Fatal(err)
+	}
+	proc := proc("true")
+	for b.Loop() {
+		e, err := rt.Exec(ctx, "bench-exec", proc, IO{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ws := reap(e.Pid); ws.ExitStatus() != 0 {
+			b.Fatalf("true ended with %v", ws)
+		}
+	}
+}

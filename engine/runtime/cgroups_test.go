@@ -213,3 +213,16 @@ func TestCgroupsPathFromTheSpec(t *testing.T) {
 	rt.host.RemoveIfEmpty("/" + rt.cfg.CgroupParent + "/project")
 	rt.host.RemoveIfEmpty("/" + rt.cfg.CgroupParent)
 }
+
+// TestSmallMemoryLimitStillStarts guards the setup stage's own footprint:
+// a Go program, it must fit in a container limited to a few megabytes
+// (Docker's minimum is 6 MB).
+func TestSmallMemoryLimitStillStarts(t *testing.T) {
+	t.Parallel()
+	res := sh(t, "echo up", func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: i64(6 << 20), Swap: i64(6 << 20)}
+	})
+	if res.stdout != "up\n" {
+		t.Fatalf("got %q (status %v, stderr %q)", res.stdout, res.status, res.stderr)
+	}
+}

@@ -41,6 +41,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	if err != nil {
 		return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
+	// The migration's grace period passes while the setup stage starts
+	// (see cgroups.Host.WarmMigration).
+	warmed := make(chan struct{})
+	go func() { r.host.WarmMigration(); close(warmed) }()
+	defer func() { <-warmed }()
 	if err := check(id, opExec, r.status(rec)); err != nil {
 		return Process{}, err
 	}
