@@ -62,11 +62,9 @@ func (c *v2) Set(r *specs.LinuxResources) ([]string, error) {
 		return nil, err
 	}
 	warnings, err := apply(ws, func(string) (string, bool) { return c.dir, true })
-	if r != nil && len(r.Devices) > 0 {
-		// Device access on v2 is an eBPF program attached to the cgroup,
-		// which berth does not build yet: the container's /dev holds only
-		// the allowed nodes, but CAP_MKNOD could make others.
-		warnings = append(warnings, "cgroup v2: device rules are not enforced by the cgroup (only /dev's contents limit device access)")
+	if err == nil && r != nil && len(r.Devices) > 0 {
+		// Device access on v2 is an eBPF program attached to the cgroup.
+		err = attachDeviceFilter(c.dir, r.Devices)
 	}
 	if r != nil && r.Memory != nil && r.Memory.DisableOOMKiller != nil && *r.Memory.DisableOOMKiller {
 		warnings = append(warnings, "cgroup v2 cannot disable the OOM killer: disableOOMKiller ignored")
