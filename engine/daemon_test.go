@@ -453,7 +453,10 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 	if !strings.Contains(d.logText(), "removing a container that a crash left half-created") {
 		t.Fatalf("the daemon's log does not say it cleaned up:\n%s", d.logText())
 	}
-	c, err := d.client.Containers().Create(ctx, container.Config{Name: "cut", Image: "busybox", Cmd: []string{"sh", "-c", "echo ran; exit 5"}})
+	ctl := t.TempDir()
+	c, err := d.client.Containers().Create(ctx, container.Config{Name: "cut", Image: "busybox", NetworkMode: "none",
+		Mounts: []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}},
+		Cmd:    []string{"sh", "-c", "while [ ! -f /ctl/go ]; do usleep 10000; done; exit 5"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,6 +476,9 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 		t.Fatalf("after the cut start: %+v %v", got.State, err)
 	}
 	if err := d.client.Containers().Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if code, err := d.client.Containers().Wait(ctx, c.ID); err != nil || code != 5 {

@@ -101,6 +101,8 @@ func Open(ctx context.Context, opts Options) (_ *Engine, err error) {
 		return nil, err
 	}
 	e.resyncDNS()
+	// A daemon starts once and then idles: give back what start-up used.
+	container.TrimMemory()
 	return e, nil
 }
 

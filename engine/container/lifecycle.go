@@ -13,9 +13,11 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/volume"
 	"github.com/berth-dev/berth/internal/atomicfile"
@@ -139,7 +141,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		m.removeAnonymousVolumes(c)
 		return nil, err
 	}
-	if err := m.save(c); err != nil {
+	if err := m.saveDurable(c); err != nil {
 		m.removeAnonymousVolumes(c)
 		return nil, err
 	}
@@ -258,50 +260,56 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		err = classifyStartError(fmt.Errorf("start container %s: %w", c.Name, err))
 	}()
 
-	lower, err := m.images.Snapshots(ctx, c.ImageID)
-	if err != nil {
-		return err
+	// The network (a namespace, veths, addresses, /etc files) and the
+	// filesystem (overlay, volumes) are independent: made at once. The
+	// network side touches only c.Network, the other side never reads it.
+	var netns string
+	netDone := make(chan error, 1)
+	go func() {
+		ns, err := m.setupNetwork(ctx, c)
+		if err == nil {
+			netns = ns
+			if err = m.writeEtcFiles(c); err != nil {
+				m.teardownNetwork(c)
+			}
+		}
+		netDone <- err
+	}()
+	mounts, img, fsErr := m.prepareFilesystem(ctx, c)
+	netErr := <-netDone
+	if fsErr == nil {
+		undo = append(undo, func() { _ = m.unmountRootfs(c.ID) })
 	}
-	if err := m.mountRootfs(c.ID, lower); err != nil {
-		return err
+	if netErr == nil {
+		undo = append(undo, func() { m.teardownNetwork(c) })
 	}
-	undo = append(undo, func() { _ = m.unmountRootfs(c.ID) })
-
-	mounts, err := m.prepareMounts(c)
-	if err != nil {
-		return err
-	}
-	netns, err := m.setupNetwork(ctx, c)
-	if err != nil {
-		return err
-	}
-	undo = append(undo, func() { m.teardownNetwork(c) })
-	if err := m.writeEtcFiles(c); err != nil {
+	if err := errors.Join(fsErr, netErr); err != nil {
 		return err
 	}
 	if m.observer != nil && len(c.Network.Networks) > 0 {
 		m.observer.Attached(c)
 	}
-	img, err := m.images.Resolve(ctx, c.ImageID)
-	if err != nil {
-		return err
-	}
 	spec, err := m.buildSpec(c, img.Config, mounts, netns)
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(spec, "", "  ")
+	b, err := json.Marshal(spec)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600); err != nil {
+	// Not synced: the bundle is made again at every start.
+	if err := writeVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600); err != nil {
 		return err
 	}
 	logOpts, _ := logs.ParseOptions(c.Config.Log.Config)
+	// Without attaches waiting for this start, create and start are one
+	// request. A crash before the record below is saved then leaves a
+	// running process that no record claims: restore stops it.
+	startNow := len(e.pending) == 0
 	pid, streams, err := m.monitor.Create(ctx, monitor.Request{
 		ID: c.ID, Bundle: m.bundleDir(c.ID), ExitFile: m.exitPath(c.ID),
 		Log:   monitor.LogOptions{Path: c.LogPath, MaxSize: logOpts.MaxSize, MaxFiles: logOpts.MaxFiles},
-		Stdin: c.Config.OpenStdin, Terminal: c.Config.Tty,
+		Stdin: c.Config.OpenStdin, Terminal: c.Config.Tty, Start: startNow,
 	})
 	if err != nil {
 		return err
@@ -314,8 +322,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err := failpoint.Inject("container/after-monitor-create"); err != nil {
 		return err
 	}
-	// The monitor reports this run's exit from now on; record the pid
-	// first so that a crash now still finds the run on restore.
+	// The monitor reports this run's exit from now on.
 	c.State = State{Status: Running, Pid: pid, StartedAt: time.Now().UTC(), Health: initialHealth(c)}
 	e.exited = make(chan struct{})
 	if err := m.save(c); err != nil {
@@ -333,8 +340,10 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		p <- a
 	}
 	e.pending = nil
-	if err := m.monitor.Start(ctx, c.ID); err != nil {
-		return err
+	if !startNow {
+		if err := m.monitor.Start(ctx, c.ID); err != nil {
+			return err
+		}
 	}
 	m.emit(c, "start", nil)
 	m.startHealth(e)
@@ -356,6 +365,29 @@ func classifyStartError(err error) error {
 		return errdefs.ErrPermissionDenied.WithMessage(msg)
 	}
 	return err
+}
+
+// prepareFilesystem mounts the container's rootfs and resolves its mounts
+// (filling empty volumes from the image) and its image; on failure the
+// rootfs is unmounted again.
+func (m *Manager) prepareFilesystem(ctx context.Context, c *Container) ([]specs.Mount, image.Image, error) {
+	lower, err := m.images.Snapshots(ctx, c.ImageID)
+	if err != nil {
+		return nil, image.Image{}, err
+	}
+	if err := m.mountRootfs(c.ID, lower); err != nil {
+		return nil, image.Image{}, err
+	}
+	mounts, err := m.prepareMounts(c)
+	var img image.Image
+	if err == nil {
+		img, err = m.images.Resolve(ctx, c.ImageID)
+	}
+	if err != nil {
+		_ = m.unmountRootfs(c.ID)
+		return nil, image.Image{}, err
+	}
+	return mounts, img, nil
 }
 
 // Stop sends the stop signal, then SIGKILL after timeout (nil: the
@@ -572,7 +604,7 @@ func (m *Manager) Rename(ref, name string) error {
 	m.names[name] = e.c.ID
 	m.mu.Unlock()
 	e.c.Name, e.c.Config.Name = name, name
-	return m.save(e.c)
+	return m.saveDurable(e.c)
 }
 
 // Wait blocks until the container is not running and returns its exit code.

@@ -30,7 +30,7 @@ func MonitorMain(version string) {
 		log.Error("monitor: runtime", "err", err)
 		os.Exit(1)
 	}
-	if err := monitor.Serve(root, monitorRuntime{rt}, version, log); err != nil {
+	if err := monitor.ServeTrimmed(root, monitorRuntime{rt}, version, log, TrimMemory); err != nil {
 		log.Error("monitor", "err", err)
 		os.Exit(1)
 	}
@@ -81,12 +81,16 @@ func (m monitorRuntime) Start(ctx context.Context, id string) error {
 
 // waitExec waits (up to 5s) until pid runs another executable than exe.
 func waitExec(pid int, exe string) {
-	deadline := time.Now().Add(5 * time.Second)
-	for delay := 100 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 5*time.Millisecond) {
+	// An execve takes a millisecond or so: look often at first.
+	start := time.Now()
+	for delay := 50 * time.Microsecond; time.Since(start) < 5*time.Second; {
 		now, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		if err != nil || now != exe {
 			return // exec'd, or gone (its exit is reaped as usual)
 		}
 		time.Sleep(delay)
+		if time.Since(start) > 5*time.Millisecond {
+			delay = time.Millisecond
+		}
 	}
 }

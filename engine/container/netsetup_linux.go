@@ -12,7 +12,6 @@ import (
 
 	"github.com/berth-dev/berth/dnsresolver"
 	"github.com/berth-dev/berth/engine/network"
-	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // DefaultNetwork is the network a container joins when its config names
@@ -27,6 +26,11 @@ func (m *Manager) setupNetwork(ctx context.Context, c *Container) (string, error
 	switch {
 	case mode == "host":
 		return "", nil
+	case mode == "none":
+		// A namespace with loopback only: the runtime clones a new one,
+		// which costs far less than a sandbox (a namespace bind-mounted to
+		// outlive its processes, a record) and needs nothing to undo.
+		return "", nil
 	case strings.HasPrefix(mode, "container:"):
 		other, err := m.lookup(strings.TrimPrefix(mode, "container:"))
 		if err != nil {
@@ -35,10 +39,15 @@ func (m *Manager) setupNetwork(ctx context.Context, c *Container) (string, error
 		// The caller holds c's lock, not other's; read other's record
 		// under its own lock.
 		other.op.Lock()
-		path, status := other.c.Network.SandboxPath, other.c.State.Status
+		path, status, pid := other.c.Network.SandboxPath, other.c.State.Status, other.c.State.Pid
 		other.op.Unlock()
-		if status != Running || path == "" {
+		if status != Running || pid == 0 {
 			return "", errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("network_mode %s: that container is not running", mode))
+		}
+		if path == "" {
+			// Its own namespace without a sandbox (network_mode none):
+			// joined through its first process.
+			path = fmt.Sprintf("/proc/%d/ns/net", pid)
 		}
 		return path, nil
 	}
@@ -65,9 +74,6 @@ func (m *Manager) setupNetwork(ctx context.Context, c *Container) (string, error
 		return "", err
 	}
 	c.Network.SandboxPath = sb.Path
-	if mode == "none" {
-		return sb.Path, nil
-	}
 	attachments := c.Config.Networks
 	if len(attachments) == 0 {
 		if err := m.ensureDefaultNetwork(); err != nil {
@@ -174,7 +180,7 @@ func (c *Container) firstEndpoint() (Endpoint, bool) {
 func (m *Manager) writeEtcFiles(c *Container) error {
 	dir := m.dir(c.ID)
 	hostname := hostnameOf(c)
-	if err := atomicfile.Write(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := writeVolatile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	hosts := dnsresolver.HostsSpec{Hostname: hostname, Domainname: c.Config.Domainname}
@@ -205,7 +211,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: ip, Names: []string{l.Alias}})
 		}
 	}
-	if err := atomicfile.Write(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
+	if err := writeVolatile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
 		return err
 	}
 	hostConf, _ := os.ReadFile("/etc/resolv.conf")
@@ -222,7 +228,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 	} else {
 		resolv = hostConf // host and none networking: the host's resolvers
 	}
-	return atomicfile.Write(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
+	return writeVolatile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
 // linkAddress is the address of a linked container on a network c shares

@@ -3,6 +3,7 @@ package container
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -114,9 +115,49 @@ func (m *Manager) bundleDir(id string) string { return filepath.Join(m.dir(id), 
 
 func (m *Manager) rootfsDir(id string) string { return filepath.Join(m.dir(id), "bundle", "rootfs") }
 
-// save writes a record atomically.
+// save writes a record atomically, as a run's changes (start, exit,
+// health, restarts) are: not synced to disk. A crash of berth loses none
+// of them (the page cache survives it); a power cut ends every container
+// anyway, and whatever state it finds, restore reconciles it with the
+// processes that do not run. Creating and renaming use saveDurable.
 func (m *Manager) save(c *Container) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeVolatile(m.recordPath(c.ID), append(b, '\n'), 0o600)
+}
+
+// saveDurable writes a record atomically and syncs it: a container that
+// was created, or renamed, stays so across a power cut.
+func (m *Manager) saveDurable(c *Container) error {
 	return atomicfile.WriteJSON(m.recordPath(c.ID), c, 0o600)
+}
+
+// writeVolatile replaces path with data atomically (temporary file and
+// rename: a reader or a crash sees the old content or the new, never a
+// mix) but without syncing, for files made again at every start.
+func writeVolatile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // loadRecords reads every record under ROOT/containers. Directories

@@ -94,6 +94,9 @@ type Request struct {
 	ExitFile string     `json:"exitFile,omitempty"` // where to record the exit
 	Stdin    bool       `json:"stdin,omitempty"`    // keep a pipe to the container's stdin
 	Terminal bool       `json:"terminal,omitempty"` // give the container a pty
+	// Start releases the container at once (create and start in one
+	// request, for a caller with nothing to do in between).
+	Start bool `json:"start,omitempty"`
 
 	// Pid and Streams describe a container to adopt: its first process,
 	// and the names of the descriptors sent with the request.

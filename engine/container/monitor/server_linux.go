@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
-	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // Runtime is what the monitor needs of the OCI runtime: create a container
@@ -45,6 +45,7 @@ type Server struct {
 	rt      Runtime
 	log     *slog.Logger
 	version string
+	trim    func() // gives back start-up memory; nil in tests
 
 	epfd   int
 	wakefd int // an eventfd in the epoll set: wakes the loop to park it
@@ -112,11 +113,17 @@ func (w *watch) logStream() string {
 // of the hidden entry point. An upgraded monitor (restoreEnv set) takes
 // over its predecessor's state instead of starting empty.
 func Serve(root string, rt Runtime, version string, log *slog.Logger) error {
+	return ServeTrimmed(root, rt, version, log, nil)
+}
+
+// ServeTrimmed is Serve, calling trim once it serves (berth's monitor gives
+// back the memory its start-up used; see container.TrimMemory).
+func ServeTrimmed(root string, rt Runtime, version string, log *slog.Logger, trim func()) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("monitor: become subreaper: %w", err)
 	}
 	s := &Server{
-		root: root, rt: rt, log: log, version: version,
+		root: root, rt: rt, log: log, version: version, trim: trim,
 		stop:        make(chan struct{}),
 		watches:     map[int32]*watch{},
 		containers:  map[string]*container{},
@@ -144,6 +151,9 @@ func Serve(root string, rt Runtime, version string, log *slog.Logger) error {
 	}
 	defer s.lock.Close()
 	go s.loop()
+	if s.trim != nil {
+		s.trim()
+	}
 	log.Info("monitor serving", "root", root, "pid", os.Getpid(), "version", version, "containers", len(s.containers))
 	if reply != nil {
 		_ = writeJSON(reply, Response{MonitorPid: os.Getpid(), Version: version})
@@ -501,6 +511,14 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 		s.add(w)
 	}
 	s.add(&watch{c: c, fd: pidfd})
+	if req.Start {
+		if err := s.rt.Start(context.Background(), req.ID); err != nil {
+			// Its exit is reaped and recorded as any other.
+			_ = unix.Kill(pid, unix.SIGKILL)
+			closeFds(dups)
+			return 0, nil, nil, fmt.Errorf("start %s: %w", req.ID, err)
+		}
+	}
 	if len(dups) != len(names) {
 		closeFds(dups)
 		return pid, nil, nil, nil
@@ -637,7 +655,9 @@ func (s *Server) record(c *container) {
 	exit := *c.exit
 	s.mu.Unlock()
 
-	if err := atomicfile.WriteJSON(c.exitFile, exit, 0o600); err != nil {
+	// Not synced: the loop must not wait on the disk, and only a power
+	// cut (which ends every container anyway) loses page-cache data.
+	if err := writeVolatile(c.exitFile, exit); err != nil {
 		s.log.Error("monitor: record exit", "container", c.id, "err", err)
 	}
 	s.mu.Lock()
@@ -665,4 +685,28 @@ func (s *Server) release(c *container) {
 	if cur, ok := s.containers[c.id]; ok && cur == c {
 		delete(s.containers, c.id)
 	}
+}
+
+// writeVolatile replaces path with v as JSON, atomically (temporary file
+// and rename) but without syncing.
+func writeVolatile(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }

@@ -1,0 +1,542 @@
+// Command containerbench measures engine/container for `make bench`
+// (hack/bench/container.sh), against a real `berth daemon` ($BERTH_BINARY)
+// on a fresh state root:
+//
+//   - create-plus-start latency per container through the API (until the
+//     container's process has exec'd), beside the runtime's own create and
+//     start of the same kind of bundle, in process;
+//   - berth's idle memory (daemon and monitor, no container), RSS and PSS
+//     from /proc/PID/smaps_rollup;
+//   - berth's memory per running container: the growth of the daemon's
+//     and the monitor's memory from N=10 to N=100 running containers,
+//     divided by 90 (the containers' own processes are not counted);
+//   - log throughput: a container flooding stdout, in lines per second,
+//     every line accounted for in its log.
+//
+// It needs root; it prints figures and asserts nothing.
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/engine/api"
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/rootid"
+)
+
+func main() {
+	starts := flag.Int("starts", 30, "containers created and started one after the other for the latency")
+	lines := flag.Int("lines", 2000000, "lines the flooding container prints")
+	network := flag.String("network", "bridge", "network of the containers counted for memory (bridge or none)")
+	flag.Parse()
+	bin := os.Getenv("BERTH_BINARY")
+	if bin == "" {
+		fmt.Fprintln(os.Stderr, "containerbench: set BERTH_BINARY to a berth binary (make build)")
+		os.Exit(2)
+	}
+	if err := run(bin, *starts, *lines, *network); err != nil {
+		fmt.Fprintln(os.Stderr, "containerbench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	bin, root string
+	daemon    *exec.Cmd
+	client    *api.Client
+	cc        *api.ContainerClient
+}
+
+func run(bin string, starts, lines int, network string) (err error) {
+	tmp, err := os.MkdirTemp("/var/tmp", "berth-bench-container.")
+	if err != nil {
+		return err
+	}
+	if os.Getenv("CONTAINERBENCH_KEEP") == "" {
+		defer os.RemoveAll(tmp)
+	} else {
+		fmt.Println("container: keeping", tmp)
+	}
+	b := &bench{bin: bin, root: filepath.Join(tmp, "root")}
+	if err := b.start(); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, b.stop()) }()
+	if err := b.importBusybox(); err != nil {
+		return err
+	}
+
+	// Idle: the daemon and its monitor, before any container.
+	time.Sleep(2 * time.Second)
+	idle, err := b.memory()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("container: idle memory (daemon + monitor, no container): RSS %.1f MB, PSS %.1f MB (daemon RSS %.1f / PSS %.1f, monitor RSS %.1f / PSS %.1f)\n",
+		mb(idle.rss()), mb(idle.pss()), mb(idle.daemon.rss), mb(idle.daemon.pss), mb(idle.monitor.rss), mb(idle.monitor.pss))
+
+	if err := b.startLatency(tmp, starts); err != nil {
+		return err
+	}
+	if err := b.perContainer(network); err != nil {
+		return err
+	}
+	return b.logThroughput(lines)
+}
+
+func (b *bench) start() error {
+	if err := os.MkdirAll(b.root, 0o711); err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(b.root, "..", "daemon.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	host := "unix://" + filepath.Join(b.root, "berth.sock")
+	b.daemon = exec.Command(b.bin, "daemon", "--root", b.root, "--host", host)
+	b.daemon.Stdout, b.daemon.Stderr = logFile, logFile
+	b.daemon.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := b.daemon.Start(); err != nil {
+		return err
+	}
+	if b.client, err = api.NewClient(host); err != nil {
+		return err
+	}
+	b.cc = b.client.Containers()
+	for range 200 {
+		if b.client.Ping(context.Background()) == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("the daemon did not answer")
+}
+
+// stop removes every container and network, and stops the daemon (and so
+// the idle monitor).
+func (b *bench) stop() error {
+	ctx := context.Background()
+	if err := b.removeAll(); err != nil {
+		return err
+	}
+	if nets, err := b.client.Networks().List(ctx, nil); err == nil {
+		for _, n := range nets {
+			_ = b.client.Networks().Remove(ctx, n.Name)
+		}
+	}
+	_ = b.daemon.Process.Signal(syscall.SIGTERM)
+	_, err := b.daemon.Process.Wait()
+	return err
+}
+
+func (b *bench) removeAll() error {
+	ctx := context.Background()
+	cs, err := b.cc.List(ctx, container.ListOptions{All: true})
+	if err != nil {
+		return err
+	}
+	return parallel(len(cs), 8, func(i int) error {
+		return b.cc.Remove(ctx, cs[i].ID, container.RemoveOptions{Force: true, Volumes: true})
+	})
+}
+
+func parallel(n, width int, fn func(int) error) error {
+	sem := make(chan struct{}, width)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// busyboxLayer is a layer with the host's busybox-static and its applets.
+func busyboxLayer() ([]byte, error) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return nil, fmt.Errorf("busybox-static is needed: %w", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "etc/", "tmp/", "proc/", "sys/", "dev/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(bb); err != nil {
+		return nil, err
+	}
+	for _, applet := range []string{"sh", "sleep", "seq", "cat", "echo", "true"} {
+		if err := tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}); err != nil {
+			return nil, err
+		}
+	}
+	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n")
+	if err := tw.WriteHeader(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(passwd))}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(passwd); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), tw.Close()
+}
+
+func (b *bench) importBusybox() error {
+	layer, err := busyboxLayer()
+	if err != nil {
+		return err
+	}
+	_, err = b.client.Images().Import(context.Background(), bytes.NewReader(layer), image.ImportOptions{
+		Reference: "busybox", Config: v1.Config{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}},
+	})
+	return err
+}
+
+// usage is a process's memory in bytes.
+type usage struct{ rss, pss int64 }
+
+type berthMemory struct{ daemon, monitor usage }
+
+func (m berthMemory) rss() int64 { return m.daemon.rss + m.monitor.rss }
+func (m berthMemory) pss() int64 { return m.daemon.pss + m.monitor.pss }
+
+func smapsRollup(pid int) (usage, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return usage{}, err
+	}
+	defer f.Close()
+	var u usage
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "Rss:":
+			u.rss = kb << 10
+		case "Pss:":
+			u.pss = kb << 10
+		}
+	}
+	return u, s.Err()
+}
+
+// memory samples the daemon's and the monitor's memory three times a
+// second apart and keeps the median of each (Go's heap breathes).
+func (b *bench) memory() (berthMemory, error) {
+	resp, err := monitor.NewClient(b.root).Ping(context.Background())
+	if err != nil {
+		return berthMemory{}, err
+	}
+	var ds, ms []usage
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		d, err := smapsRollup(b.daemon.Process.Pid)
+		if err != nil {
+			return berthMemory{}, err
+		}
+		m, err := smapsRollup(resp.MonitorPid)
+		if err != nil {
+			return berthMemory{}, err
+		}
+		ds, ms = append(ds, d), append(ms, m)
+	}
+	return berthMemory{daemon: median(ds), monitor: median(ms)}, nil
+}
+
+func median(us []usage) usage {
+	rss, pss := make([]int64, len(us)), make([]int64, len(us))
+	for i, u := range us {
+		rss[i], pss[i] = u.rss, u.pss
+	}
+	slices.Sort(rss)
+	slices.Sort(pss)
+	return usage{rss: rss[len(rss)/2], pss: pss[len(pss)/2]}
+}
+
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+// startLatency times create+start through the API, and the runtime's own
+// create+start of the same spec, both until the process exec'd, taking
+// turns so that both meet the same load on a shared machine.
+func (b *bench) startLatency(tmp string, n int) error {
+	ctx := context.Background()
+	runOne := func(name string) (string, time.Duration, error) {
+		t0 := time.Now()
+		c, err := b.cc.Create(ctx, container.Config{Name: name, Image: "busybox", Cmd: []string{"sleep", "100000"}, NetworkMode: "none"})
+		if err == nil {
+			err = b.cc.Start(ctx, c.ID)
+		}
+		return c.ID, time.Since(t0), err
+	}
+	// A first container warms both paths up and lends its spec (its /etc
+	// files stay while it exists) to the runtime, on a plain root
+	// filesystem and with a network namespace of its own.
+	first, _, err := runOne("warm")
+	if err != nil {
+		return err
+	}
+	spec, err := runtime.LoadSpec(filepath.Join(b.root, "containers", first, "bundle"))
+	if err != nil {
+		return err
+	}
+	rl, err := newRuntimeLatency(b.bin, filepath.Join(tmp, "rt"), spec)
+	if err != nil {
+		return err
+	}
+	defer rl.close()
+	if _, err := rl.once(); err != nil {
+		return err
+	}
+	var viaAPI, own []time.Duration
+	for i := range n {
+		_, d, err := runOne(fmt.Sprintf("lat%d", i))
+		if err != nil {
+			return err
+		}
+		viaAPI = append(viaAPI, d)
+		if d, err = rl.once(); err != nil {
+			return err
+		}
+		own = append(own, d)
+	}
+	if err := b.removeAll(); err != nil {
+		return err
+	}
+	a, r := medianDuration(viaAPI), medianDuration(own)
+	fmt.Printf("container: create+start latency, %d containers one after the other, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
+		n, ms(a), ms(meanDuration(viaAPI)), ms(r), ms(meanDuration(own)), 100*float64(a)/float64(r))
+	return nil
+}
+
+// runtimeLatency creates and starts containers of one spec with
+// engine/runtime in this process, the setup stage re-executed from bin.
+type runtimeLatency struct {
+	rt   *runtime.Runtime
+	dir  string
+	spec *specs.Spec
+	pids []int
+}
+
+func newRuntimeLatency(bin, dir string, spec *specs.Spec) (*runtimeLatency, error) {
+	rootfs := filepath.Join(dir, "rootfs")
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := exec.Command("cp", "/bin/busybox", filepath.Join(rootfs, "bin", "busybox")).Run(); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", "sleep")); err != nil {
+		return nil, err
+	}
+	rt, err := runtime.New(runtime.Config{StateDir: filepath.Join(dir, "state"), CgroupParent: rootid.CgroupParent(dir), Binary: bin})
+	if err != nil {
+		return nil, err
+	}
+	spec.Root = &specs.Root{Path: rootfs}
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			spec.Linux.Namespaces[i].Path = ""
+		}
+	}
+	return &runtimeLatency{rt: rt, dir: dir, spec: spec}, nil
+}
+
+func (r *runtimeLatency) once() (time.Duration, error) {
+	ctx := context.Background()
+	i := len(r.pids)
+	id := fmt.Sprintf("rt%d", i)
+	bundle := filepath.Join(r.dir, id)
+	if err := os.MkdirAll(bundle, 0o755); err != nil {
+		return 0, err
+	}
+	if err := runtime.WriteSpec(bundle, r.spec); err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	p, err := r.rt.Create(ctx, id, bundle, runtime.IO{})
+	if err != nil {
+		return 0, err
+	}
+	r.pids = append(r.pids, p.Pid)
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Pid))
+	if err := r.rt.Start(ctx, id); err != nil {
+		return 0, err
+	}
+	for {
+		now, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.Pid))
+		if err != nil || now != exe {
+			break
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return time.Since(t0), nil
+}
+
+func (r *runtimeLatency) close() {
+	ctx := context.Background()
+	for i, pid := range r.pids {
+		id := fmt.Sprintf("rt%d", i)
+		_ = r.rt.Kill(ctx, id, syscall.SIGKILL, true)
+		var ws syscall.WaitStatus
+		_, _ = syscall.Wait4(pid, &ws, 0, nil)
+		_ = r.rt.Delete(ctx, id, runtime.DeleteOptions{Force: true})
+	}
+	r.rt.Close()
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func meanDuration(ds []time.Duration) time.Duration {
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// perContainer measures berth's memory with 10 and with 100 sleeping
+// containers and reports the growth per container.
+func (b *bench) perContainer(network string) error {
+	ctx := context.Background()
+	started := 0
+	grow := func(to int) error {
+		from := started
+		started = to
+		return parallel(to-from, 8, func(i int) error {
+			cfg := container.Config{Name: fmt.Sprintf("mem%03d", from+i), Image: "busybox", Cmd: []string{"sleep", "100000"}}
+			if network == "none" {
+				cfg.NetworkMode = "none"
+			}
+			c, err := b.cc.Create(ctx, cfg)
+			if err == nil {
+				err = b.cc.Start(ctx, c.ID)
+			}
+			return err
+		})
+	}
+	if err := grow(10); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	at10, err := b.memory()
+	if err != nil {
+		return err
+	}
+	if err := grow(100); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second)
+	at100, err := b.memory()
+	if err != nil {
+		return err
+	}
+	per := func(a, z int64) float64 { return float64(z-a) / 90 / (1 << 20) }
+	fmt.Printf("container: berth's memory per running container (%s network; growth of daemon + monitor from N=10 to N=100, / 90): RSS %.3f MB, PSS %.3f MB (daemon PSS %.3f, monitor PSS %.3f); at N=100: RSS %.1f MB, PSS %.1f MB\n",
+		network, per(at10.rss(), at100.rss()), per(at10.pss(), at100.pss()),
+		per(at10.daemon.pss, at100.daemon.pss), per(at10.monitor.pss, at100.monitor.pss), mb(at100.rss()), mb(at100.pss()))
+	return b.removeAll()
+}
+
+// logThroughput floods a container's stdout with lines 1..n and times it
+// until its exit is recorded (the monitor records it once the output is
+// drained), then checks every line is in its log, in order.
+func (b *bench) logThroughput(n int) error {
+	ctx := context.Background()
+	c, err := b.cc.Create(ctx, container.Config{Name: "flood", Image: "busybox", Cmd: []string{"seq", "1", strconv.Itoa(n)}, NetworkMode: "none"})
+	if err != nil {
+		return err
+	}
+	exited, err := b.cc.WaitNextExit(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := b.cc.Start(ctx, c.ID); err != nil {
+		return err
+	}
+	res := <-exited
+	elapsed := time.Since(t0)
+	if res.Err != nil || res.StatusCode != 0 {
+		return fmt.Errorf("flood: exit %d %v", res.StatusCode, res.Err)
+	}
+	got, err := countLines(c.LogPath, n)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("container: log throughput, one container flooding stdout with %d lines: %.0f lines/s (%.2f s), %d of %d lines in its log, in order\n",
+		n, float64(n)/elapsed.Seconds(), elapsed.Seconds(), got, n)
+	return nil
+}
+
+// countLines reads a json-file log and checks its lines are 1..n.
+func countLines(path string, n int) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	s.Buffer(make([]byte, 1<<20), 1<<20)
+	next := 1
+	for s.Scan() {
+		var e struct{ Log string }
+		if err := json.Unmarshal(s.Bytes(), &e); err != nil {
+			return next - 1, err
+		}
+		if e.Log != strconv.Itoa(next)+"\n" {
+			return next - 1, fmt.Errorf("line %d of the log is %q", next, e.Log)
+		}
+		next++
+	}
+	if next-1 != n {
+		return next - 1, fmt.Errorf("%d lines logged, want %d", next-1, n)
+	}
+	return n, s.Err()
+}

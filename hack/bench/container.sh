@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# engine/container benchmarks, against a real `berth daemon` ($BERTH_BINARY,
+# bin/berth by default) on a fresh state root under /var/tmp:
+#   - create+start latency per container through the API (until the
+#     container's process exec'd), beside engine/runtime alone creating and
+#     starting the same spec, in turns (goal: within 10%);
+#   - idle memory of berth's own processes (daemon + monitor, no container),
+#     RSS and PSS from /proc/PID/smaps_rollup (goal: < 30 MB RSS);
+#   - memory per running container: growth of the daemon's and the monitor's
+#     memory from N=10 to N=100 running containers, / 90; the containers'
+#     processes are not counted (goal: < 0.1 MB PSS);
+#   - log throughput: a container flooding stdout, in lines/s, every line
+#     checked in its log (goal: none lost).
+# Needs root and busybox-static. Tune with CONTAINERBENCH_ARGS, e.g.
+#   CONTAINERBENCH_ARGS="-starts 50 -lines 5000000 -network none" hack/bench/container.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "container: skipped (needs root)"
+  exit 0
+fi
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+CGO_ENABLED=0 go build -o "$bin/containerbench" ./engine/container/internal/containerbench
+BERTH_BINARY=${BERTH_BINARY:-$PWD/bin/berth}
+if [ ! -x "$BERTH_BINARY" ]; then
+  CGO_ENABLED=0 go build -o "$bin/berth" ./cmd/berth
+  BERTH_BINARY=$bin/berth
+fi
+export BERTH_BINARY
+# shellcheck disable=SC2086
+"$bin/containerbench" ${CONTAINERBENCH_ARGS:-}
