@@ -96,7 +96,7 @@ func Open(ctx context.Context, opts Options) (_ *Engine, err error) {
 	if e.Containers, err = container.Open(ctx, container.Options{
 		Root: opts.Root, Images: e.Images, Volumes: e.Volumes, Networks: e.Networks,
 		Runtime: e.Runtime, Binary: opts.Binary, Log: opts.Log,
-		Network: &dnsFeed{dns: e.DNS, log: opts.Log},
+		Network: dnsNetworks{&dnsFeed{dns: e.DNS, log: opts.Log}, e},
 	}); err != nil {
 		return nil, err
 	}
@@ -105,6 +105,15 @@ func Open(ctx context.Context, opts Options) (_ *Engine, err error) {
 	container.TrimMemory()
 	return e, nil
 }
+
+// dnsNetworks is the DNS feed that also listens on the networks the
+// container manager makes (the default network).
+type dnsNetworks struct {
+	*dnsFeed
+	e *Engine
+}
+
+func (d dnsNetworks) NetworkCreated(n network.Network) { d.e.listen(n) }
 
 // Close releases the engine; containers keep running under the monitor.
 func (e *Engine) Close() error {

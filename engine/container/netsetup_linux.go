@@ -144,11 +144,23 @@ func (m *Manager) ensureDefaultNetwork() error {
 	if _, err := m.networks.Get(DefaultNetwork); err == nil {
 		return nil
 	}
-	_, err := m.networks.Create(network.CreateOptions{Name: DefaultNetwork})
+	n, err := m.networks.Create(network.CreateOptions{Name: DefaultNetwork})
 	if errdefs.IsAlreadyExists(err) || errdefs.IsConflict(err) {
 		return nil
 	}
+	if err == nil {
+		if o, ok := m.observer.(NetworkCreator); ok {
+			o.NetworkCreated(n)
+		}
+	}
 	return err
+}
+
+// NetworkCreator is a NetworkObserver that also hears of the networks the
+// manager makes itself (the default network, on first use), so that the
+// DNS server listens on them before their first container starts.
+type NetworkCreator interface {
+	NetworkCreated(n network.Network)
 }
 
 // teardownNetwork deletes the sandbox the container owns, if any.

@@ -87,7 +87,7 @@ func Teardown(t *testing.T, e *engine.Engine) {
 		}
 	}
 	for _, n := range e.Networks.List(nil) {
-		if err := e.Networks.Remove(n.ID); err != nil {
+		if err := e.RemoveNetwork(ctx, n.Name); err != nil {
 			t.Errorf("cleanup: remove network %s: %v", n.Name, err)
 		}
 	}
