@@ -58,7 +58,7 @@ type Converger func(ctx context.Context, p *manifest.Project, opts Options, sink
 // one more pass after it.
 func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan struct{}, report func(WatchEvent)) error {
 	if spec.Debounce == 0 {
-		spec.Debounce = 150 * time.Millisecond
+		spec.Debounce = 100 * time.Millisecond
 	}
 	if spec.Resync == 0 {
 		spec.Resync = 30 * time.Second
