@@ -398,7 +398,8 @@ func TestStatesThroughTheLifecycle(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != "life" {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if err := rt.Kill(ctx, "life", 15, false); err != nil {
+	// SIGKILL: sleep, as pid 1 of its namespace, ignores a SIGTERM it has no handler for.
+	if err := rt.Kill(ctx, "life", 9, false); err != nil {
 		t.Fatal(err)
 	}
 	s.wait(t)

@@ -129,22 +129,45 @@ func (c *v1) setFreezer(want string) error {
 	}
 	state := filepath.Join(dir, "freezer.state")
 	deadline := time.Now().Add(killTimeout)
+	// A task can block freezing: one caught in execve waits for its other
+	// threads to exit, and frozen threads never do. A freeze that stays
+	// FREEZING is thawed and tried again, each round waiting longer, as
+	// runc does; the blocking task moves on while thawed.
+	round := time.Millisecond
 	for {
 		if err := writeFile(state, want); err != nil {
 			return err
 		}
-		got, err := readFile(state)
-		if err != nil {
-			return err
+		roundEnd := time.Now().Add(round)
+		for {
+			got, err := readFile(state)
+			if err != nil {
+				return err
+			}
+			if got == want {
+				return nil
+			}
+			if time.Now().After(roundEnd) {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
-		if got == want {
-			return nil
-		}
-		// FREEZING: a task is in an uninterruptible sleep; write again.
 		if time.Now().After(deadline) {
+			got, _ := readFile(state)
+			if want == "FROZEN" {
+				_ = writeFile(state, "THAWED")
+			}
 			return fmt.Errorf("%s: still %s after %v", state, got, killTimeout)
 		}
-		time.Sleep(time.Millisecond)
+		if want == "FROZEN" {
+			if err := writeFile(state, "THAWED"); err != nil {
+				return err
+			}
+			time.Sleep(round / 4)
+		}
+		if round < 100*time.Millisecond {
+			round *= 2
+		}
 	}
 }
 
