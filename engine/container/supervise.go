@@ -52,6 +52,11 @@ func (m *Manager) upgradeMonitor(ctx context.Context) error {
 		return err
 	}
 	m.log.Info("upgrading the monitor", "pid", resp.MonitorPid, "from", resp.Version, "binary", m.binary)
+	// The new binary answers once it rebuilt the monitor's state; one that
+	// does not answer in time is reported, and the caller goes on with
+	// whatever monitor then serves.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	up, err := m.monitor.Upgrade(ctx, m.binary)
 	if err != nil {
 		return err
