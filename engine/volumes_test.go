@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -10,10 +11,14 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/container/logs"
+	"github.com/berth-dev/berth/engine/enginetest"
+	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/engine/image/imagetest"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -156,4 +161,40 @@ func TestInitReapsAndForwardsSignals(t *testing.T) {
 		t.Fatalf("exit code %d, want the trap's 9", got.State.ExitCode)
 	}
 	out.waitFor(t, "got TERM\n")
+}
+
+// TestImageVolumeGetsAnAnonymousVolumeFilledFromTheImage guards the
+// image's VOLUME: an anonymous volume per container, filled with the
+// image's content there, removed with the container by rm -v.
+func TestImageVolumeGetsAnAnonymousVolumeFilledFromTheImage(t *testing.T) {
+	t.Parallel()
+	e := enginetest.Open(t)
+	layer, _ := imagetest.BusyboxLayer(t)
+	if _, err := e.Images.Import(context.Background(), bytes.NewReader(layer), image.ImportOptions{
+		Reference: "with-volume",
+		Config:    v1.Config{Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/etc": {}}, Env: []string{"PATH=/bin"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, e, container.Config{Image: "with-volume", Cmd: []string{"sh", "-c", "head -1 /etc/passwd; echo new > /etc/new"}})
+	if code := waitExit(t, e, c.ID); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	name := c.AnonymousVolumes["/etc"]
+	v, err := e.Volumes.Get(name)
+	if err != nil || !v.Anonymous {
+		t.Fatalf("the image's VOLUME got %q: %+v %v", name, v, err)
+	}
+	if got := logText(t, e.Containers, c.ID, logsAll); !strings.HasPrefix(got, "stdout:root:") {
+		t.Fatalf("the volume lacks the image's content: %q", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(v.Mountpoint, "new")); err != nil || string(b) != "new\n" {
+		t.Fatalf("written into the volume: %q %v", b, err)
+	}
+	if err := e.Containers.Remove(context.Background(), c.ID, container.RemoveOptions{Volumes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Volumes.Get(name); !errdefs.IsNotFound(err) {
+		t.Fatalf("after rm -v: %v", err)
+	}
 }
