@@ -140,3 +140,8 @@ func (s *syncBuffer) waitFor(t *testing.T, want string) {
 
 // logsAll reads a whole log.
 var logsAll = logs.ReadOptions{Tail: -1}
+
+// followLogs follows a whole log.
+var followLogs = logs.ReadOptions{Tail: -1, Follow: true}
+
+type logEntry = logs.Entry
