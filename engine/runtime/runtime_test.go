@@ -11,6 +11,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func TestEchoHi(t *testing.T) {
@@ -457,5 +458,47 @@ func TestSetupErrorNamesTheStep(t *testing.T) {
 	}
 	if _, err := rt.State(context.Background(), "badmount"); !errdefs.IsNotFound(err) {
 		t.Fatalf("a failed create left state: %v", err)
+	}
+}
+
+// TestMountPropagation: a bind mount marked rslave sees a mount made later
+// on the host under its source; one marked rprivate does not.
+func TestMountPropagation(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	src := filepath.Join(root, "propagated")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The source must be a shared mount for anything to propagate from it.
+	if err := unix.Mount(src, src, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(src, unix.MNT_DETACH) })
+	if err := unix.Mount("", src, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The container gives up after 10 s, so that a broken propagation fails
+	// the test rather than hanging it.
+	script := "i=0; while [ ! -e /slave/sub/ready ] && [ $i -lt 1000 ]; do usleep 10000; i=$((i+1)); done; " +
+		"[ -e /slave/sub/ready ] && echo slave-sees; ls /private/sub/ready 2>/dev/null || echo private-does-not"
+	b := bundle(t, root, []string{"sh", "-c", script}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts,
+			specs.Mount{Destination: "/slave", Type: "bind", Source: src, Options: []string{"rbind", "rslave"}},
+			specs.Mount{Destination: "/private", Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}},
+		)
+	})
+	s := start(t, rt, "propagation", b)
+	sub := filepath.Join(src, "sub")
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(sub, "ready"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := s.wait(t)
+	if res.stdout != "slave-sees\nprivate-does-not\n" {
+		t.Fatalf("got %q (stderr %q)", res.stdout, res.stderr)
 	}
 }
