@@ -5,12 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// channel is one end of the handshake's socket pair.
-type channel struct{ fd int }
+// channel is one end of the handshake's socket pair. Its descriptor is
+// non-blocking and served by Go's poller: a goroutine waiting for the
+// other side parks instead of holding a thread in a blocking syscall,
+// which the Go scheduler answers by waking and starting threads (on a
+// container start that churn costs milliseconds of system time).
+type channel struct {
+	fd int
+	f  *os.File
+	rc syscall.RawConn
+}
+
+// newChannel takes ownership of fd.
+func newChannel(fd int) (*channel, error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "handshake")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &channel{fd: fd, f: f, rc: rc}, nil
+}
 
 // newChannelPair returns the parent's and the child's ends, close-on-exec
 // (the child's end is passed explicitly and made close-on-exec again by
@@ -36,11 +61,12 @@ func (c *channel) send(m *message, fds ...int) error {
 	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
-	for {
-		err = unix.Sendmsg(c.fd, b, oob, nil, unix.MSG_NOSIGNAL)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
+	werr := c.rc.Write(func(fd uintptr) bool {
+		err = unix.Sendmsg(int(fd), b, oob, nil, unix.MSG_NOSIGNAL)
+		return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
+	})
+	if err == nil {
+		err = werr
 	}
 	if err != nil {
 		return fmt.Errorf("send %s: %w", m.Type, err)
@@ -54,12 +80,13 @@ func (c *channel) recv() (*message, []int, error) {
 	var n, flags int
 	var err error
 	peek := make([]byte, 1)
-	for {
+	rerr := c.rc.Read(func(fd uintptr) bool {
 		// Learn the packet's size first: MSG_TRUNC makes recvmsg return it.
-		n, _, flags, _, err = unix.Recvmsg(c.fd, peek, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
+		n, _, flags, _, err = unix.Recvmsg(int(fd), peek, nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
+	})
+	if err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("receive: %w", err)
@@ -70,11 +97,12 @@ func (c *channel) recv() (*message, []int, error) {
 	buf := make([]byte, n)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	var oobn int
-	for {
-		n, oobn, flags, _, err = unix.Recvmsg(c.fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
+	rerr = c.rc.Read(func(fd uintptr) bool {
+		n, oobn, flags, _, err = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
+	})
+	if err == nil {
+		err = rerr
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("receive: %w", err)
@@ -104,4 +132,4 @@ func (c *channel) recv() (*message, []int, error) {
 	return m, fds, nil
 }
 
-func (c *channel) close() error { return unix.Close(c.fd) }
+func (c *channel) close() error { return c.f.Close() }

@@ -68,7 +68,10 @@ func Init() {
 	if fifoFd >= 0 {
 		unix.CloseOnExec(fifoFd)
 	}
-	ch := &channel{fd: syncFd}
+	ch, err := newChannel(syncFd)
+	if err != nil {
+		os.Exit(1)
+	}
 	m, _, err := ch.recv()
 	if err != nil || m.Type != msgBootstrap || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
 		// The parent died or is not a berth that speaks this handshake.

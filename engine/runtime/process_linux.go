@@ -74,18 +74,11 @@ func (s *setup) process() error {
 		return step("ready", err)
 	}
 	if s.boot.Mode == modeContainer {
-		// Created: wait for Start's byte in the exec fifo.
-		var b [1]byte
-		for {
-			_, err = unix.Read(s.fifo, b[:])
-			if !errors.Is(err, unix.EINTR) {
-				break
-			}
-		}
-		if err != nil {
+		// Created: wait for Start's byte in the exec fifo, parked in Go's
+		// poller rather than in a blocking read (see channel).
+		if err := waitStart(s.fifo); err != nil {
 			return step("wait for start", err)
 		}
-		unix.Close(s.fifo)
 		if err := failpoint.Inject("runtime/after-start"); err != nil {
 			return step("failpoint", err)
 		}
@@ -106,6 +99,18 @@ func (s *setup) process() error {
 	}
 	err = syscall.Exec(path, p.Args, env)
 	return step("exec", fmt.Errorf("exec %s: %w", p.Args[0], err))
+}
+
+// waitStart reads Start's byte from the exec fifo, and closes it.
+func waitStart(fd int) error {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), "exec.fifo")
+	defer f.Close()
+	var b [1]byte
+	_, err := f.Read(b[:])
+	return err
 }
 
 // dropPrivileges applies the capability sets and switches to the user.

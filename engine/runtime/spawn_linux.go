@@ -129,7 +129,14 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 		unix.Close(parentFd)
 		return nil, fmt.Errorf("clone setup stage: %w", err)
 	}
-	return &child{pid: pid, ch: &channel{fd: parentFd}}, nil
+	ch, err := newChannel(parentFd)
+	if err != nil {
+		c := &child{pid: pid, ch: &channel{}}
+		_ = unix.Kill(pid, unix.SIGKILL)
+		c.reap()
+		return nil, err
+	}
+	return &child{pid: pid, ch: ch}, nil
 }
 
 // forkFromNamespaces enters the namespaces on a locked thread and clones
@@ -218,7 +225,9 @@ func (c *child) abort() {
 		_ = unix.Kill(c.pid, unix.SIGKILL)
 		c.reap()
 	}
-	c.ch.close()
+	if c.ch.f != nil {
+		c.ch.close()
+	}
 }
 
 // reap waits for this child only (wait4 on its pid), retrying on EINTR.
