@@ -4,13 +4,16 @@
 //
 // # Lifecycle
 //
-// A container goes through runc's states:
+// A container goes through runc's states (State derives them from the
+// kernel: whether the process lives, whether Start released it, whether its
+// cgroup is frozen):
 //
-//	Create ──> created ──Start──> running ──(exit)──> stopped ──Delete──> gone
-//	   │                            │  ▲
-//	   └─ creating (setup runs)     Pause │ Resume
-//	                                ▼  │
-//	                               paused
+//	         Create              Start             exit             Delete
+//	(none) ─────────> created ─────────> running ───────> stopped ─────────> (none)
+//	  creating while                      │   ▲
+//	  the setup runs                Pause │   │ Resume
+//	                                      ▼   │
+//	                                     paused
 //
 // Create re-executes the caller's own binary (Config.Binary, which must
 // dispatch InitEntry to Init) in the container's new namespaces and cgroup.
