@@ -180,6 +180,7 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	boot := &bootstrap{
 		Mode: modeContainer, Spec: withoutSeccomp(spec), Rootfs: rec.Rootfs, Bundle: rec.Bundle,
 		Seccomp: prog.Bytes(), New: ns.new, Cgroups: cg.Mounts(), Failpoints: r.childFailpoints(),
+		ExtraFiles: len(stdio.ExtraFiles),
 	}
 	if spec.Linux.Seccomp != nil {
 		boot.SeccompFlags = spec.Linux.Seccomp.Flags

@@ -114,10 +114,10 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	}
 	boot := &bootstrap{
 		Mode: modeExec, Spec: execSpec(spec, p), Seccomp: prog.Bytes(),
-		Failpoints: r.childFailpoints(),
+		Failpoints: r.childFailpoints(), ExtraFiles: len(stdio.ExtraFiles),
 	}
 	if userns {
-		if err := r.relay(c, boot, len(stdio.ExtraFiles)); err != nil {
+		if err := r.relay(c, boot); err != nil {
 			return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
 		}
 		boot.New = []specs.LinuxNamespaceType{specs.UserNamespace}
@@ -156,9 +156,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 
 // relay has the first setup stage clone the real one into a user
 // namespace of its own, then takes the new one as c.
-func (r *Runtime) relay(c *child, boot *bootstrap, extra int) error {
+func (r *Runtime) relay(c *child, boot *bootstrap) error {
 	rb := *boot
-	rb.Mode, rb.ExtraFiles = modeRelay, extra
+	rb.Mode = modeRelay
 	if err := c.ch.send(&message{Type: msgBootstrap, Bootstrap: &rb}); err != nil {
 		return err
 	}

@@ -249,3 +249,33 @@ func TestStdinIsTheCallersPipe(t *testing.T) {
 		t.Fatalf("got %q (stderr %q)", res.stdout, res.stderr)
 	}
 }
+
+// TestOnlyStdioAndExtraFilesReachTheProcess guards against descriptor leaks
+// from the caller or the setup stage (handshake socket, exec fifo, the
+// binary's handle, Go's poller): the container's process has 0, 1, 2 and
+// the extra files it was given, nothing else.
+func TestOnlyStdioAndExtraFilesReachTheProcess(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	extra, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	// ls itself is the container's process: its own directory handle is
+	// the one descriptor past the extra file.
+	b := bundle(t, root, []string{"ls", "/proc/self/fd"}, nil)
+	out, errOut := newCapture(t), newCapture(t)
+	p, err := rt.Create(context.Background(), "fds", b, IO{Stdout: out.w, Stderr: errOut.w, ExtraFiles: []*os.File{extra}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Delete(context.Background(), "fds", DeleteOptions{Force: true}) })
+	if err := rt.Start(context.Background(), "fds"); err != nil {
+		t.Fatal(err)
+	}
+	reap(p.Pid)
+	if got := strings.Fields(out.text()); strings.Join(got, " ") != "0 1 2 3 4" {
+		t.Fatalf("descriptors %q, want 0 1 2, the extra file 3 and ls's own 4 (stderr %q)", got, errOut.text())
+	}
+}

@@ -87,7 +87,8 @@ type bootstrap struct {
 	New []specs.LinuxNamespaceType `json:"new,omitempty"`
 	// Cgroups are the container's cgroup directories, bound at /sys/fs/cgroup.
 	Cgroups []cgroups.Mount `json:"cgroups,omitempty"`
-	// ExtraFiles is how many descriptors from 3 on are the process's (relay mode).
+	// ExtraFiles is how many descriptors from 3 on are the process's: the
+	// setup stage closes every other one at exec.
 	ExtraFiles int `json:"extraFiles,omitempty"`
 	// Failpoints arms internal/failpoint in the child (tests).
 	Failpoints string `json:"failpoints,omitempty"`

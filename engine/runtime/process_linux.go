@@ -92,6 +92,11 @@ func (s *setup) process() error {
 			return step("rlimit "+l.name, err)
 		}
 	}
+	// Whatever the caller had open without close-on-exec came along at the
+	// clone; only stdio and the extra files may reach the process.
+	if err := closeExtraFds(3 + s.boot.ExtraFiles); err != nil {
+		return step("close descriptors", err)
+	}
 	if prog != nil && p.NoNewPrivileges {
 		if err := seccomp.Install(prog, s.boot.SeccompFlags); err != nil {
 			return step("seccomp", err)
@@ -99,6 +104,25 @@ func (s *setup) process() error {
 	}
 	err = syscall.Exec(path, p.Args, env)
 	return step("exec", fmt.Errorf("exec %s: %w", p.Args[0], err))
+}
+
+// closeExtraFds marks every descriptor from first on close-on-exec.
+func closeExtraFds(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil || !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	// Before Linux 5.11: one by one, from /proc.
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // waitStart reads Start's byte from the exec fifo, and closes it.
