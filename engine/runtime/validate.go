@@ -27,6 +27,12 @@ func Validate(spec *specs.Spec) error {
 	if spec.Linux == nil {
 		return bad("linux is required")
 	}
+	if h := spec.Hooks; h != nil && (len(h.Prestart)+len(h.CreateRuntime)+len(h.CreateContainer)+
+		len(h.StartContainer)+len(h.Poststart)+len(h.Poststop) > 0) {
+		// A hook often sets up what the process needs (its network, a GPU):
+		// running without it would fail later and further from the cause.
+		return errdefs.ErrNotImplemented.WithMessage("config.json: hooks are not supported by berth's runtime")
+	}
 	// own: the namespace is not the host's (made for the container, or
 	// another container's it joins).
 	own := map[specs.LinuxNamespaceType]bool{}
