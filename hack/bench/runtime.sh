@@ -18,7 +18,7 @@ berth=${BERTH_BINARY:-$PWD/bin/berth}
 runs=${RUNS:-60}
 
 [ "$(id -u)" = 0 ] || { echo "runtime bench: needs root" >&2; exit 1; }
-for tool in runc crun unshare python3; do
+for tool in runc crun unshare; do
   command -v "$tool" >/dev/null || { echo "runtime bench: $tool is not installed (make deps)" >&2; exit 1; }
 done
 [ -x "$berth" ] || { echo "runtime bench: no berth binary at $berth (make build)" >&2; exit 1; }
@@ -49,41 +49,47 @@ ln -s busybox "$bundle/rootfs/bin/true"
 "$berth" runtime spec -b "$bundle" -- true
 
 mkdir -p "$tmp/berth" "$tmp/runc" "$tmp/crun"
-python3 - "$runs" "$berth" "$tmp" "$bundle" <<'EOF'
-import statistics, subprocess, sys, time
-
-runs, berth, tmp, bundle = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-cmds = {
-    "berth": [berth, "--root", tmp + "/berth", "runtime", "run", "-b", bundle, "bench-berth"],
-    "runc": ["runc", "--root", tmp + "/runc", "run", "-b", bundle, "bench-runc"],
-    "crun": ["crun", "--root", tmp + "/crun", "run", "-b", bundle, "bench-crun"],
-    "unshare+chroot": ["unshare", "-fmpnui", "chroot", bundle + "/rootfs", "/bin/true"],
+names=(berth runc crun unshare+chroot)
+cmd() {
+  case $1 in
+    berth) "$berth" --root "$tmp/berth" runtime run -b "$bundle" bench-berth ;;
+    runc) runc --root "$tmp/runc" run -b "$bundle" bench-runc ;;
+    crun) crun --root "$tmp/crun" run -b "$bundle" bench-crun ;;
+    unshare+chroot) unshare -fmpnui chroot "$bundle/rootfs" /bin/true ;;
+  esac </dev/null >/dev/null 2>"$tmp/err"
 }
-names = list(cmds)
+# One run, its wall time in microseconds on fd 3 ($EPOCHREALTIME: no fork
+# to read the clock).
+once() {
+  local t0=$EPOCHREALTIME
+  if ! cmd "$1"; then
+    echo "runtime bench: $1 failed: $(cat "$tmp/err")" >&2
+    exit 1
+  fi
+  local t1=$EPOCHREALTIME
+  echo "$1 $(( (${t1/./} - ${t0/./}) ))" >&3
+}
+exec 3>/dev/null
+for name in "${names[@]}"; do  # warm the page cache and the binaries
+  for _ in 1 2 3 4 5; do once "$name"; done
+done
+exec 3>"$tmp/times"
+for ((i = 0; i < runs; i++)); do
+  for ((j = 0; j < ${#names[@]}; j++)); do
+    once "${names[(i + j) % ${#names[@]}]}"
+  done
+done
+exec 3>&-
 
-def once(name):
-    t = time.perf_counter()
-    r = subprocess.run(cmds[name], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        sys.exit(f"runtime bench: {name} failed ({r.returncode}): {r.stderr.decode().strip()}")
-    return dt * 1000
-
-for name in names:  # warm the page cache and the binaries
-    for _ in range(5):
-        once(name)
-times = {n: [] for n in names}
-for i in range(runs):
-    for name in names[i % len(names):] + names[:i % len(names)]:
-        times[name].append(once(name))
-
-med = {n: statistics.median(times[n]) for n in names}
-print(f"runtime start-to-exit of busybox true, {runs} interleaved runs each (median, min, p90):")
-for n in names:
-    t = sorted(times[n])
-    print(f"  {n:15s} {med[n]:7.1f} ms   (min {t[0]:.1f}, p90 {t[int(len(t) * 0.9)]:.1f})")
-print(f"  berth/crun {med['berth'] / med['crun']:.2f}x   berth/runc {med['berth'] / med['runc']:.2f}x   "
-      f"berth/floor {med['berth'] / med['unshare+chroot']:.2f}x")
-EOF
+median() { grep "^$1 " "$tmp/times" | awk '{print $2}' | sort -n | awk '{v[NR]=$1} END {printf "%.1f %.1f %.1f\n", v[int((NR+1)/2)]/1000, v[1]/1000, v[int(NR*0.9)]/1000}'; }
+echo "runtime start-to-exit of busybox true, $runs interleaved runs each (median, min, p90):"
+declare -A med
+for name in "${names[@]}"; do
+  read -r m lo p90 < <(median "$name")
+  med[$name]=$m
+  printf '  %-15s %7s ms   (min %s, p90 %s)\n' "$name" "$m" "$lo" "$p90"
+done
+awk -v b="${med[berth]}" -v c="${med[crun]}" -v r="${med[runc]}" -v f="${med[unshare+chroot]}" \
+  'BEGIN { printf "  berth/crun %.2fx   berth/runc %.2fx   berth/floor %.2fx\n", b/c, b/r, b/f }'
 leftover=$(ls "$tmp/berth/runtime" 2>/dev/null | grep -v '^\.' || true)
 [ -z "$leftover" ] || { echo "runtime bench: berth left containers behind: $leftover" >&2; exit 1; }
