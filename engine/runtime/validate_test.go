@@ -47,7 +47,7 @@ func TestValidate(t *testing.T) {
 		{"host sysctl", func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "1"} }, errdefs.IsInvalidArgument},
 		{"console size without terminal", func(s *specs.Spec) { s.Process.ConsoleSize = &specs.Box{Height: 1, Width: 1} }, errdefs.IsInvalidArgument},
 		{"hooks", func(s *specs.Spec) {
-			s.Hooks = &specs.Hooks{Prestart: []specs.Hook{{Path: "/bin/true"}}}
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}}
 		}, errdefs.IsNotImplemented},
 	}
 	for _, c := range cases {
