@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -16,7 +17,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "create" {
 		helperCreate()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if probePath != "" {
+		os.RemoveAll(filepath.Dir(probePath))
+	}
+	os.Exit(code)
 }
 
 // helperEnv makes the test binary a process that creates one container
