@@ -219,8 +219,9 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 		hosts.ExtraHosts = append(hosts.ExtraHosts, dnsresolver.HostEntry{IP: addr, Names: []string{name}})
 	}
 	for _, l := range c.Config.Links {
-		if ip, ok := m.linkAddress(c, l.Container); ok {
-			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: ip, Names: []string{l.Alias}})
+		// As docker writes it: the alias, then the target's name and id.
+		if t, ok := m.linkTarget(c, l.Container); ok {
+			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: t.ip, Names: []string{l.Alias, t.name, t.id[:12]}})
 		}
 	}
 	if err := writeVolatile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
@@ -243,23 +244,51 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 	return writeVolatile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
-// linkAddress is the address of a linked container on a network c shares
-// with it (the first network of c that the target is on).
-func (m *Manager) linkAddress(c *Container, target string) (netip.Addr, bool) {
+// linked is what a link needs of its target container.
+type linked struct {
+	ip       netip.Addr
+	name, id string
+	env      []string
+	ports    []Port
+}
+
+// linkTarget is a linked container as c sees it: its address on the first
+// network of c that it is on, its name, environment and exposed ports.
+func (m *Manager) linkTarget(c *Container, target string) (linked, bool) {
 	e, err := m.lookup(target)
 	if err != nil || e.c.ID == c.ID {
-		return netip.Addr{}, false
+		return linked{}, false
 	}
 	e.op.Lock()
+	t := linked{name: e.c.Name, id: e.c.ID, env: e.c.Config.Env, ports: e.c.Config.ExposedPorts}
 	nets := e.c.Network.Networks
 	e.op.Unlock()
 	for _, name := range c.Network.Order {
 		if ep, ok := nets[name]; ok {
 			ip, err := netip.ParseAddr(ep.IPAddress)
-			return ip, err == nil
+			t.ip = ip
+			return t, err == nil
 		}
 	}
-	return netip.Addr{}, false
+	return linked{}, false
+}
+
+// linkEnv is the legacy link environment of c (ALIAS_PORT=tcp://IP:PORT,
+// ALIAS_NAME, ALIAS_ENV_*), for services that opt in with x-berth link_env.
+func (m *Manager) linkEnv(c *Container) []string {
+	var env []string
+	for _, l := range c.Config.Links {
+		t, ok := m.linkTarget(c, l.Container)
+		if !ok {
+			continue
+		}
+		spec := dnsresolver.LinkEnvSpec{Alias: l.Alias, Container: c.Name, IP: t.ip, Env: t.env}
+		for _, p := range t.ports {
+			spec.Ports = append(spec.Ports, dnsresolver.Port{Number: p.Port, Proto: p.Protocol})
+		}
+		env = append(env, dnsresolver.LinkEnv(spec)...)
+	}
+	return env
 }
 
 // hostnameOf is the container's hostname: its config's, else the short id

@@ -31,6 +31,10 @@ func (m *Manager) buildSpec(c *Container, img *v1.ConfigFile, mounts []specs.Mou
 	cfg := c.Config
 	ic := img.Config
 	env := mergeEnv(ic.Env, cfg.Env)
+	if cfg.LinkEnv {
+		// The service's own variables win over the legacy link ones.
+		env = mergeEnv(m.linkEnv(c), env)
+	}
 	if !hasEnv(env, "PATH") {
 		env = append([]string{defaultPath}, env...)
 	}
