@@ -5,7 +5,7 @@
 #   hack/deps.sh bench   packages the benchmarks need as well
 set -euo pipefail
 
-test_pkgs=(busybox-static docker-registry nftables skopeo iproute2 iptables git)
+test_pkgs=(busybox-static docker-registry nftables skopeo iproute2 iptables git curl)
 bench_pkgs=(runc crun dnsperf wrk)
 
 want=("${test_pkgs[@]}")

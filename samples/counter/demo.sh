@@ -7,8 +7,9 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 berth=${BERTH:-$top/bin/berth}
 cd "$top/samples/counter"
 
-echo "== building the sample's program (static Go, runs FROM scratch)"
+echo "== building the sample's program (static Go) and taking busybox-static for its tools"
 CGO_ENABLED=0 go build -o app/app ./app
+cp "$(command -v busybox)" app/busybox
 
 echo "== berth up -d --build (in samples/counter)"
 "$berth" up -d --build

@@ -26,6 +26,18 @@ func TestCounterCountsVisitsAcrossReplicas(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	// ... with busybox-static for its tools, as make demo does.
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatalf("busybox-static: %v", err)
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "counter", "app", "busybox"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 
 	env := testenv.Up(t, "../counter", testenv.Isolated(), testenv.Env("COUNTER_PORT=0"))
 
