@@ -196,11 +196,14 @@ func (c *v1) Kill() error {
 	if pids, err := readProcs(procs); errors.Is(err, os.ErrNotExist) || (err == nil && len(pids) == 0) {
 		return nil // the common case at delete: nothing left to kill
 	}
+	frozen := false
 	if _, ok := c.dirs["freezer"]; ok {
 		// Frozen, no process can fork a child that the list below misses.
-		if err := c.Freeze(); err != nil {
-			return err
-		}
+		// A freeze that does not take (a task stuck in execve) is thawed
+		// by Freeze; the processes are then killed one round at a time.
+		frozen = c.Freeze() == nil
+	}
+	if frozen {
 		err := c.Signal(syscall.SIGKILL)
 		if terr := c.Thaw(); err == nil {
 			err = terr
