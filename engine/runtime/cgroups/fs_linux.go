@@ -82,11 +82,12 @@ func readProcs(path string) ([]int, error) {
 }
 
 // mkdirAll makes dir and the missing directories above it, down from
-// mount, calling made for each directory it created (cpuset needs its
-// cpus and mems filled in before a process may join).
+// mount, calling made for each directory on the way, made or found (cpuset
+// needs its cpus and mems filled in before a process may join, and one
+// found may be another creator's, not filled yet); made must be idempotent.
 func mkdirAll(mount, dir string, made func(dir string) error) error {
 	if err := unix.Mkdir(dir, 0o755); err == nil || errors.Is(err, unix.EEXIST) {
-		if err == nil && made != nil {
+		if made != nil {
 			return made(dir)
 		}
 		return nil
@@ -101,12 +102,11 @@ func mkdirAll(mount, dir string, made func(dir string) error) error {
 	for _, part := range strings.Split(rel, "/") {
 		cur = filepath.Join(cur, part)
 		err := unix.Mkdir(cur, 0o755)
-		if errors.Is(err, unix.EEXIST) {
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return &os.PathError{Op: "mkdir", Path: cur, Err: err}
 		}
+		// Existing directories too: a concurrent creator may have made one
+		// and not yet filled it (made is idempotent).
 		if made != nil {
 			if err := made(cur); err != nil {
 				return err
