@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 PURE_PKGS := ./manifest/... ./reconcile/... ./engine/network/ipam/... ./internal/rootid/... ./internal/progress/...
 # Root tests share the machine's two cores; they are not CPU bound, but many
 # parallel namespace and mount operations serialise in the kernel anyway.
-TEST_FLAGS ?= -timeout 25m
+TEST_FLAGS ?= -count=1 -timeout 25m
 
 export CGO_ENABLED := 0
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"debug/elf"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,6 +35,9 @@ func New(cfg Config) (*Runtime, error) {
 		}
 		cfg.Binary = exe
 	}
+	if err := checkStatic(cfg.Binary); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = discard{}
@@ -43,6 +47,23 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
 	return &Runtime{cfg: cfg, host: host, log: log}, nil
+}
+
+// checkStatic refuses a setup-stage binary that needs a dynamic loader:
+// the stage execs inside containers, where there is none, and would fail
+// with a bare "no such file or directory" at every exec and healthcheck.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil // not for this check to judge; exec will say
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("runtime: %s is dynamically linked (built with cgo); berth runs it inside containers, which have no dynamic loader: build it with CGO_ENABLED=0 (make build)", path)
+		}
+	}
+	return nil
 }
 
 // Close releases the read-only view of the binary. Containers are not affected.
