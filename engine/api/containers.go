@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/berth-dev/berth/internal/labels"
 	"io"
 	"net/http"
 	"net/url"
@@ -417,26 +418,17 @@ func parseTime(s string) (time.Time, error) {
 }
 
 func (h *containerHandlers) events(w http.ResponseWriter, r *http.Request) {
-	labels := labelFilter(r.URL.Query())
+	sel := labelFilter(r.URL.Query())
 	sw := NewStreamWriter(w)
 	_ = sw.Event(container.Event{Action: "subscribed"}) // tells the client the stream is live
 	for ev := range h.m.Subscribe(r.Context()) {
-		if !matches(ev.Labels, labels) {
+		if !labels.Match(ev.Labels, sel) {
 			continue
 		}
 		if sw.Event(ev) != nil {
 			return
 		}
 	}
-}
-
-func matches(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || (v != "" && got != v) {
-			return false
-		}
-	}
-	return true
 }
 
 // ContainerClient reaches a daemon's containers.

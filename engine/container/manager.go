@@ -3,6 +3,7 @@ package container
 import (
 	"context"
 	"fmt"
+	"github.com/berth-dev/berth/internal/labels"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -279,21 +280,11 @@ func (m *Manager) List(opts ListOptions) []Container {
 		if !opts.All && c.State.Status != Running && c.State.Status != Paused && c.State.Status != Restarting {
 			continue
 		}
-		if !matchLabels(c.Config.Labels, opts.Labels) {
+		if !labels.Match(c.Config.Labels, opts.Labels) {
 			continue
 		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-func matchLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		got, ok := have[k]
-		if !ok || (v != "" && got != v) {
-			return false
-		}
-	}
-	return true
 }

@@ -1,10 +1,12 @@
 package network
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/labels"
 	"io"
 	"maps"
 	"os"
@@ -247,28 +249,19 @@ func (m *Manager) Get(nameOrID string) (Network, error) {
 	return n.copy(), nil
 }
 
-// List returns the networks whose labels include labels (a label with an
+// List returns the networks whose labels include sel (a label with an
 // empty value matches any value), by name.
-func (m *Manager) List(labels map[string]string) []Network {
+func (m *Manager) List(sel map[string]string) []Network {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Network
 	for _, n := range m.networks {
-		if hasLabels(n.Labels, labels) {
+		if labels.Match(n.Labels, sel) {
 			out = append(out, n.copy())
 		}
 	}
-	slices.SortFunc(out, func(a, b Network) int { return cmpStrings(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Network) int { return cmp.Compare(a.Name, b.Name) })
 	return out
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || (v != "" && got != v) {
-			return false
-		}
-	}
-	return true
 }
 
 func (n *netState) copy() Network {

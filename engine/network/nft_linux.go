@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -98,19 +99,9 @@ func (m *Manager) firewallLocked() firewall {
 		if a.port.HostPort != b.port.HostPort {
 			return int(a.port.HostPort) - int(b.port.HostPort)
 		}
-		return cmpStrings(a.port.Protocol, b.port.Protocol)
+		return cmp.Compare(a.port.Protocol, b.port.Protocol)
 	})
 	return fw
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // syncFirewall makes the kernel's rules what the records say, in one

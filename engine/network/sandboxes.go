@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -125,7 +126,7 @@ func (m *Manager) Sandboxes() []Sandbox {
 	for _, sb := range m.sandboxes {
 		out = append(out, sb.copy())
 	}
-	slices.SortFunc(out, func(a, b Sandbox) int { return cmpStrings(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b Sandbox) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -147,10 +148,10 @@ func (m *Manager) Endpoints(network string) ([]Endpoint, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int {
-		if c := cmpStrings(a.Owner, b.Owner); c != 0 {
+		if c := cmp.Compare(a.Owner, b.Owner); c != 0 {
 			return c
 		}
-		return cmpStrings(a.SandboxID, b.SandboxID)
+		return cmp.Compare(a.SandboxID, b.SandboxID)
 	})
 	return out, nil
 }

@@ -1,10 +1,12 @@
 package volume
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/berth-dev/berth/internal/labels"
 	"io/fs"
 	"maps"
 	"os"
@@ -123,7 +125,7 @@ func (s *Store) get(name string) (Volume, error) {
 }
 
 // List returns every volume whose labels include all of labels, by name.
-func (s *Store) List(labels map[string]string) ([]Volume, error) {
+func (s *Store) List(sel map[string]string) ([]Volume, error) {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("list volumes: %w", err)
@@ -134,31 +136,12 @@ func (s *Store) List(labels map[string]string) ([]Volume, error) {
 		if err != nil {
 			continue
 		}
-		if hasLabels(v.Labels, labels) {
+		if labels.Match(v.Labels, sel) {
 			out = append(out, v)
 		}
 	}
-	slices.SortFunc(out, func(a, b Volume) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b Volume) int { return cmp.Compare(a.Name, b.Name) })
 	return out, nil
-}
-
-func hasLabels(have, want map[string]string) bool {
-	for k, v := range want {
-		if got, ok := have[k]; !ok || (v != "" && got != v) {
-			return false
-		}
-	}
-	return true
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Remove deletes a volume and its data. users are the containers that use
@@ -184,8 +167,8 @@ func (s *Store) Remove(name string, users []string, force bool) error {
 
 // Prune removes the volumes that inUse says no container uses, and that
 // match labels; by default (all false) only anonymous ones, as docker does.
-func (s *Store) Prune(inUse func(name string) bool, labels map[string]string, all bool) ([]string, error) {
-	vols, err := s.List(labels)
+func (s *Store) Prune(inUse func(name string) bool, sel map[string]string, all bool) ([]string, error) {
+	vols, err := s.List(sel)
 	if err != nil {
 		return nil, err
 	}
