@@ -1,11 +1,10 @@
 package dnsresolver
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
+	"github.com/berth-dev/berth/internal/testutil"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,38 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/dn
 // -update; on a difference it prints the lines that differ.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("..", "testdata", "dns", name+".golden")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if bytes.Equal(got, want) {
-		return
-	}
-	g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-	var diff strings.Builder
-	for i := range max(len(g), len(w)) {
-		var gl, wl string
-		if i < len(g) {
-			gl = g[i]
-		}
-		if i < len(w) {
-			wl = w[i]
-		}
-		if gl != wl {
-			fmt.Fprintf(&diff, "line %d:\n  got:  %q\n  want: %q\n", i+1, gl, wl)
-		}
-	}
-	t.Errorf("%s differs from %s:\n%s", name, path, diff.String())
+	testutil.Golden(t, filepath.Join("..", "testdata", "dns", name+".golden"), got, *update)
 }
 
 const hostResolvConf = `# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).

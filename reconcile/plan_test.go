@@ -3,7 +3,7 @@ package reconcile
 import (
 	"context"
 	"flag"
-	"os"
+	"github.com/berth-dev/berth/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,38 +56,7 @@ func converged(p *manifest.Project) Observed {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("..", "testdata", "reconcile", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./reconcile -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("plan differs from %s:\n%s", path, lineDiff(string(want), got))
-	}
-}
-
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("- " + wl + "\n+ " + gl + "\n")
-		}
-	}
-	return b.String()
+	testutil.Golden(t, filepath.Join("..", "testdata", "reconcile", name+".golden"), []byte(got), *update)
 }
 
 func TestPlanUp(t *testing.T) {

@@ -65,25 +65,7 @@ func readConfigCases(t *testing.T, dir string) (env []string, invs []configInvoc
 	return env, invs
 }
 
-// readLines are a file's lines without blanks and # comments; none if
-// the file does not exist.
-func readLines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l != "" && !strings.HasPrefix(l, "#") {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
+func readLines(t *testing.T, path string) []string { return testutil.ReadLines(t, path) }
 
 // runBerth runs the berth CLI in-process as a user would in dir, with
 // exactly the environment env.
