@@ -120,7 +120,7 @@ func TestExecTerminalSizeAndResize(t *testing.T) {
 		code, err := e.Containers.StartExec(ctx, id, container.ExecIO{Stdin: in, Stdout: &out})
 		done <- result{code, err}
 	}()
-	out.waitFor(t, "30 100\r\n")
+	out.WaitFor(t, "30 100\r\n")
 	if err := e.Containers.ResizeExec(id, 40, 120); err != nil {
 		t.Fatal(err)
 	}

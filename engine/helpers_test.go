@@ -1,11 +1,9 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,34 +107,8 @@ func checkCounter(t *testing.T, name string, lines []string) int {
 	return len(lines)
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls until the buffer holds want.
-func (s *syncBuffer) waitFor(t *testing.T, want string) {
-	t.Helper()
-	testutil.Eventually(t, 15*time.Second, func() error {
-		if got := s.String(); !strings.Contains(got, want) {
-			return fmt.Errorf("no %q yet in %q", want, got)
-		}
-		return nil
-	})
-}
+// syncBuffer is a buffer a process writes while the test reads it.
+type syncBuffer = testutil.SyncBuffer
 
 // logsAll reads a whole log.
 var logsAll = logs.ReadOptions{Tail: -1}

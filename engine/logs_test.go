@@ -76,7 +76,7 @@ func TestLogsFollowUntilTheContainerStops(t *testing.T) {
 			return err
 		})
 	}()
-	out.waitFor(t, "stdout:first\n")
+	out.WaitFor(t, "stdout:first\n")
 	select {
 	case err := <-done:
 		t.Fatalf("follow ended while the container runs: %v", err)

@@ -49,7 +49,7 @@ func TestServiceOptionsReachTheProcess(t *testing.T) {
 			return err
 		})
 	}()
-	out.waitFor(t, "ready\n")
+	out.WaitFor(t, "ready\n")
 	for _, want := range []string{
 		"hostname=box\n", "user=1000:1000\n", "cwd=/tmp\n", "env=hi\n", "rootfs=ro\n", "nofile=512\n",
 		"pids=64\n", "mem=67108864\n", "shm=8192\n", "sysctl=80\n", "nnp=1\n", "device=c\n",
@@ -65,5 +65,5 @@ func TestServiceOptionsReachTheProcess(t *testing.T) {
 	if got.State.ExitCode != 0 {
 		t.Errorf("stop_signal: exit %d, want the USR1 trap's 0", got.State.ExitCode)
 	}
-	out.waitFor(t, "got=USR1\n")
+	out.WaitFor(t, "got=USR1\n")
 }

@@ -238,5 +238,5 @@ func TestUpgradeTakesOverWithoutRestartingContainers(t *testing.T) {
 	if code := waitExit(t, r.Engine, shell.ID); code != 4 {
 		t.Fatalf("shell's exit %d after the upgrade, want 4", code)
 	}
-	out.waitFor(t, "still here\r\n")
+	out.WaitFor(t, "still here\r\n")
 }

@@ -138,8 +138,8 @@ func TestInitReapsAndForwardsSignals(t *testing.T) {
 			return err
 		})
 	}()
-	out.waitFor(t, "pid1 /sbin/berth-init __berth_container_init -- sh -c")
-	out.waitFor(t, "spawned\n")
+	out.WaitFor(t, "pid1 /sbin/berth-init __berth_container_init -- sh -c")
+	out.WaitFor(t, "spawned\n")
 	// The orphans of (true &) are the init's to reap: no zombie stays.
 	testutil.Eventually(t, 10*time.Second, func() error {
 		var ps syncBuffer
@@ -160,7 +160,7 @@ func TestInitReapsAndForwardsSignals(t *testing.T) {
 	if got.State.ExitCode != 9 {
 		t.Fatalf("exit code %d, want the trap's 9", got.State.ExitCode)
 	}
-	out.waitFor(t, "got TERM\n")
+	out.WaitFor(t, "got TERM\n")
 }
 
 // TestImageVolumeGetsAnAnonymousVolumeFilledFromTheImage guards the

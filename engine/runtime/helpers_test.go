@@ -126,23 +126,8 @@ func sh(t *testing.T, script string, edit func(*specs.Spec)) result {
 	return run(t, rt, strings.ReplaceAll(t.Name(), "/", "-"), b)
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer a process writes while the test reads it.
+type syncBuffer = testutil.SyncBuffer
 
 // newRuntimeLog is newRuntime with the runtime's warnings captured.
 func newRuntimeLog(t *testing.T) (*Runtime, string, *syncBuffer) {
