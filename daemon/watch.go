@@ -134,6 +134,7 @@ func (d *Daemon) startWatch(req WatchRequest) {
 	drift := d.driftSignals(ctx, req.Project)
 	spec := reconcile.WatchSpec{
 		Project: req.Project, Dirs: req.Dirs, Files: req.Files, Options: req.Options, Resync: req.Resync,
+		Develop: develop{d: d},
 		Load: func(ctx context.Context) (*manifest.Project, error) {
 			d.watches.loadMu.Lock()
 			defer d.watches.loadMu.Unlock()

@@ -46,6 +46,10 @@ type WatchSpec struct {
 	// Debounce folds a burst of file events (an editor's save, a git
 	// checkout) into one pass, taken this long after the last event.
 	Debounce time.Duration
+	// Develop carries out the services' develop.watch rules (sync,
+	// rebuild, sync+restart, sync+exec) on changes under their paths; nil
+	// leaves the rules alone.
+	Develop Develop
 }
 
 // Converger runs one pass: observe, plan, apply. The daemon gives the
@@ -79,6 +83,11 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 			files[abs] = true
 		}
 	}
+	// The develop.watch rules of the last version of the files that
+	// loaded, and the changes they matched since the last develop pass.
+	var rules *developMatcher
+	var lastGood *manifest.Project
+	pending := map[int]*pendingRule{}
 	pass := func(trigger string) {
 		ev := WatchEvent{Time: time.Now().UTC(), Project: spec.Project, Trigger: trigger}
 		p, err := spec.Load(ctx)
@@ -87,6 +96,15 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 			report(ev)
 			return
 		}
+		if spec.Develop != nil {
+			if m, err := newDevelopMatcher(p); err == nil {
+				rules = m
+				for _, d := range m.dirs() {
+					_ = addTree(w, d)
+				}
+			}
+		}
+		lastGood = p
 		opts := spec.Options
 		// Following the files: what they no longer declare goes, and jobs
 		// that completed stay completed.
@@ -107,7 +125,7 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 	pass("start")
 	resync := time.NewTicker(spec.Resync)
 	defer resync.Stop()
-	var debounce <-chan time.Time
+	var debounce, developDebounce <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -124,12 +142,27 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 			}
 			if relevant(e.Name, files) {
 				debounce = time.After(spec.Debounce)
+			} else if rules != nil {
+				rules.match(e.Name, pending)
+				if len(pending) > 0 {
+					developDebounce = time.After(spec.Debounce)
+				}
 			}
 		case err := <-w.Errors:
 			report(WatchEvent{Time: time.Now().UTC(), Project: spec.Project, Kind: "error", Trigger: "files", Text: "file watcher: " + err.Error()})
 		case <-debounce:
 			debounce = nil
 			pass("files")
+		case <-developDebounce:
+			developDebounce = nil
+			ev := WatchEvent{Time: time.Now().UTC(), Project: spec.Project, Trigger: "develop", Kind: "applied"}
+			text, err := runDevelop(ctx, spec.Project, lastGood, pending, spec.Develop, converge, spec.Options)
+			pending = map[int]*pendingRule{}
+			ev.Text = text
+			if err != nil {
+				ev.Kind, ev.Text = "error", err.Error()
+			}
+			report(ev)
 		case <-drift:
 			pass("drift")
 		case <-resync.C:

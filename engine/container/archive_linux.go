@@ -101,3 +101,17 @@ func inMountNamespace(pid int, fn func() error) error {
 	}()
 	return <-errc
 }
+
+// RemovePath deletes path (and what is below it) in the running container,
+// as the container sees it; a path that is not there is not an error.
+func (m *Manager) RemovePath(ctx context.Context, ref, p string) error {
+	pid, err := m.runningPid(ref)
+	if err != nil {
+		return err
+	}
+	clean := path.Clean("/" + p)
+	if clean == "/" {
+		return errdefs.ErrInvalidArgument.WithMessage("refusing to remove the container's root")
+	}
+	return inMountNamespace(pid, func() error { return os.RemoveAll(clean) })
+}

@@ -90,6 +90,12 @@ func Extract(tr *tar.Reader, dir, rename string) error {
 		mode := os.FileMode(hdr.Mode & 0o7777)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
+			// A directory that is there keeps its mode and owner: a tar
+			// naming the way to a file (sync's /app/src/) must not turn
+			// /tmp's 1777 into 755.
+			if info, err := os.Lstat(target); err == nil && info.IsDir() {
+				continue
+			}
 			if err := os.MkdirAll(target, mode|0o700); err != nil {
 				return err
 			}

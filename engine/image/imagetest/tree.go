@@ -43,7 +43,7 @@ func BusyboxLayer(t testing.TB) ([]byte, string) {
 		os.WriteFile(filepath.Join(dir, "etc", "motd"), []byte("hello from berth\n"), 0o644)
 		os.Chown(filepath.Join(dir, "etc", "motd"), 1000, 1001)
 		os.WriteFile(filepath.Join(dir, "root", ".empty"), nil, 0o600)
-		os.Chmod(filepath.Join(dir, "bin", "busybox"), 0o4755)
+		os.Chmod(filepath.Join(dir, "bin", "busybox"), 0o755|os.ModeSetuid)
 		os.Link(filepath.Join(dir, "etc", "group"), filepath.Join(dir, "etc", "group-"))
 		unix.Lsetxattr(filepath.Join(dir, "etc", "motd"), "user.berth", []byte("test"), 0)
 		unix.Mknod(filepath.Join(dir, "dev", "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3)))

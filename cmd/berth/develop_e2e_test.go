@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// execOut is what a command prints in the service's container ("" when it fails).
+func (p *project) execOut(service string, args ...string) string {
+	out, _, err := p.berthErr(append([]string{"exec", "-T", service}, args...)...)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+func TestDevelopWatchSyncExecAndRebuild(t *testing.T) {
+	p := newProject(t, "develop", "develop")
+	p.importBusybox()
+	p.berth("up", "-d")
+	p.berth("watch", "-d")
+	write := func(rel, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(p.dir, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(p.dir, rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually := func(what string, check func() bool) {
+		t.Helper()
+		testutil.Eventually(t, 20*time.Second, func() error {
+			if !check() {
+				return fmt.Errorf("%s: not yet", what)
+			}
+			return nil
+		})
+	}
+
+	// sync: a new file in a new subdirectory appears; an ignored one does not.
+	write("src/pkg/hello.txt", "hello\n")
+	write("src/scratch.tmp", "ignored\n")
+	eventually("sync of a new file", func() bool { return p.execOut("app", "cat", "/srv/src/pkg/hello.txt") == "hello" })
+	if out := p.execOut("app", "cat", "/srv/src/scratch.tmp"); out != "" {
+		t.Errorf("an ignored file was synced: %q", out)
+	}
+	// ... and a deleted one goes.
+	if err := os.Remove(filepath.Join(p.dir, "src", "pkg", "hello.txt")); err != nil {
+		t.Fatal(err)
+	}
+	eventually("sync of a deletion", func() bool { return p.execOut("app", "ls", "/srv/src/pkg/hello.txt") == "" })
+
+	// sync+exec: the reload command sees the new file.
+	write("conf/settings", "mode=b\n")
+	eventually("sync+exec", func() bool { return p.execOut("app", "cat", "/tmp/reloaded") == "mode=b" })
+
+	// rebuild: a change to the build context makes a new image and container.
+	before := p.ps()[0].ID
+	write("app/version", "two\n")
+	eventually("rebuild", func() bool {
+		e := p.ps()
+		return len(e) == 1 && e[0].ID != before && p.execOut("app", "cat", "/version") == "two"
+	})
+	p.berth("watch", "stop", "develop")
+}
