@@ -108,7 +108,7 @@ func ContainerConfig(p *manifest.Project, s manifest.Service, n int, imageID str
 	}
 	for _, f := range s.Files {
 		if f.Source == "" {
-			return cfg, fmt.Errorf("service %s: %s %s: content and environment sources are not supported yet; use file:", s.Name, f.Kind, f.Name)
+			return cfg, fmt.Errorf("service %s: %s %s: content and environment sources are not supported yet (use a file source)", s.Name, f.Kind, f.Name)
 		}
 		cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: f.Source, Target: f.Target, ReadOnly: true})
 	}
