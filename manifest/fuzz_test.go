@@ -45,7 +45,7 @@ func FuzzLoad(f *testing.F) {
 		// not what this target is about.
 		for _, special := range []string{"/dev", "/proc", "/sys"} {
 			if bytes.Contains(data, []byte(special)) {
-				t.Skip("names a device or kernel file")
+				return
 			}
 		}
 		p, err := Load(context.Background(), Options{

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bufio"
 	"errors"
+	"github.com/berth-dev/berth/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,31 +32,12 @@ func leakedMounts(root string) []string {
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMountPath(fields[4])
+		mp := mountinfo.Unescape(fields[4])
 		if under(mp, root) || under(mp, filepath.Dir(root)) {
 			out = append(out, errf("mount %s", mp))
 		}
 	}
 	return out
-}
-
-// unescapeMountPath undoes the octal escapes (\040 for space...) of mountinfo.
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func leakedLinks(root string) []string {

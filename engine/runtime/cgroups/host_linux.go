@@ -3,6 +3,7 @@ package cgroups
 import (
 	"bufio"
 	"fmt"
+	"github.com/berth-dev/berth/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -84,35 +85,7 @@ func parseV1Mount(line string) (Hierarchy, bool) {
 	if len(ctrls) == 0 {
 		return Hierarchy{}, false
 	}
-	return Hierarchy{Mountpoint: unescape(pf[4]), Root: unescape(pf[3]), Controllers: ctrls}, true
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var n byte
-			okNum := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					okNum = false
-					break
-				}
-				n = n*8 + byte(c-'0')
-			}
-			if okNum {
-				b.WriteByte(n)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return Hierarchy{Mountpoint: mountinfo.Unescape(pf[4]), Root: mountinfo.Unescape(pf[3]), Controllers: ctrls}, true
 }
 
 // dirIn returns the directory of cgroup path in a hierarchy mounted at
