@@ -6,10 +6,7 @@
 // renderer for the stream it writes to. Events cross the API socket as JSON.
 package progress
 
-import (
-	"sync"
-	"time"
-)
+import "time"
 
 // Status is where a resource's operation stands.
 type Status string
@@ -44,9 +41,6 @@ type SinkFunc func(Event)
 // Event calls f.
 func (f SinkFunc) Event(e Event) { f(e) }
 
-// Discard drops every event.
-var Discard Sink = SinkFunc(func(Event) {})
-
 // Emit stamps e with the time when it has none and sends it to s (nil: dropped).
 func Emit(s Sink, e Event) {
 	if s == nil {
@@ -67,24 +61,4 @@ func DoneEvent(id, text string) Event { return Event{ID: id, Status: Done, Text:
 // ErrorEvent is a failed step, with the error as details.
 func ErrorEvent(id string, err error) Event {
 	return Event{ID: id, Status: Error, Text: "Error", Details: err.Error()}
-}
-
-// Recorder keeps every event it receives, for tests and for JSON answers.
-type Recorder struct {
-	mu     sync.Mutex
-	events []Event
-}
-
-// Event records e.
-func (r *Recorder) Event(e Event) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-// Events returns a copy of what was recorded.
-func (r *Recorder) Events() []Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Event(nil), r.events...)
 }
