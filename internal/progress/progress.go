@@ -52,7 +52,7 @@ func Emit(s Sink, e Event) {
 	s.Event(e)
 }
 
-// Working, Done and Failed are shorthands for the common events.
+// WorkingEvent is a step under way.
 func WorkingEvent(id, text string) Event { return Event{ID: id, Status: Working, Text: text} }
 
 // DoneEvent is a finished step.
