@@ -136,54 +136,47 @@ func (d *Daemon) converge(ctx context.Context, p *manifest.Project, opts reconci
 		return plan, err
 	}
 	applyOpts := reconcile.ApplyOptions{Timeout: timeout, Sink: sink}
-	if images := imageActions(plan); len(images.Actions) > 0 {
+	images, rest := splitImageActions(plan)
+	if len(images.Actions) > 0 {
 		if err := reconcile.Apply(ctx, d.engine, p, images, applyOpts); err != nil {
 			return images, err
 		}
+		// New images may make running containers out of date: plan again.
 		if obs, err = reconcile.Observe(ctx, d.engine, p.Name, p); err != nil {
 			return plan, err
 		}
-		rest, err := reconcile.PlanUp(p, obs, opts)
-		if err != nil {
+		if plan, err = reconcile.PlanUp(p, obs, opts); err != nil {
 			return plan, err
 		}
-		rest = withoutImageActions(rest)
-		rest.Actions = append(images.Actions, rest.Actions...)
-		err = reconcile.Apply(ctx, d.engine, p, withoutImageActions(rest), applyOpts)
-		return rest, err
+		_, rest = splitImageActions(plan)
+		plan.Actions = append(images.Actions, rest.Actions...) // what this pass did
 	}
-	if !plan.Empty() {
+	if len(rest.Actions) > 0 {
 		d.log.Info("converge", "project", p.Name, "actions", len(plan.Actions))
 	}
-	return plan, reconcile.Apply(ctx, d.engine, p, plan, applyOpts)
+	return plan, reconcile.Apply(ctx, d.engine, p, rest, applyOpts)
 }
 
-func imageActions(p reconcile.Plan) reconcile.Plan {
-	out := reconcile.Plan{Project: p.Project}
+// splitImageActions separates a plan's builds and pulls from the rest;
+// the rest no longer waits for them (they are done first).
+func splitImageActions(p reconcile.Plan) (images, rest reconcile.Plan) {
+	images, rest = reconcile.Plan{Project: p.Project}, p
+	rest.Actions = nil
 	for _, a := range p.Actions {
 		if a.Kind == reconcile.PullImage || a.Kind == reconcile.BuildImage {
-			out.Actions = append(out.Actions, a)
+			images.Actions = append(images.Actions, a)
+			continue
 		}
-	}
-	return out
-}
-
-func withoutImageActions(p reconcile.Plan) reconcile.Plan {
-	out := p
-	out.Actions = nil
-	for _, a := range p.Actions {
-		if a.Kind != reconcile.PullImage && a.Kind != reconcile.BuildImage {
-			var after []string
-			for _, dep := range a.After {
-				if !strings.HasPrefix(dep, "image:") {
-					after = append(after, dep)
-				}
+		var after []string
+		for _, dep := range a.After {
+			if !strings.HasPrefix(dep, "image:") {
+				after = append(after, dep)
 			}
-			a.After = after
-			out.Actions = append(out.Actions, a)
 		}
+		a.After = after
+		rest.Actions = append(rest.Actions, a)
 	}
-	return out
+	return images, rest
 }
 
 func (d *Daemon) down(w http.ResponseWriter, r *http.Request) {

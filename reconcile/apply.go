@@ -50,7 +50,8 @@ func Apply(ctx context.Context, eng Engine, p *manifest.Project, plan Plan, opts
 	for i, a := range plan.Actions {
 		done[i] = make(chan struct{})
 		byResource[a.Resource] = append(byResource[a.Resource], i)
-		if a.Service != "" && strings.HasPrefix(a.Resource, "service:") || strings.HasPrefix(a.Resource, "image:") {
+		// "service:NAME" waits for the service's containers and its image.
+		if a.Service != "" && (strings.HasPrefix(a.Resource, "service:") || strings.HasPrefix(a.Resource, "image:")) {
 			byService[a.Service] = append(byService[a.Service], i)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/daemon"
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/manifest"
 	"github.com/berth-dev/berth/reconcile"
 )
 
@@ -172,7 +174,7 @@ func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services
 	defer signal.Stop(sigs)
 
 	printer := newLogPrinter(cmd.OutOrStdout(), !uo.noLogPrefix, uo.timestamps, isTerminal(cmd.OutOrStdout()))
-	attached := filterAttach(services, uo.attach, uo.noAttach)
+	attached := filterAttach(s.project, services, uo.attach, uo.noAttach)
 	exits := make(chan container.Container, 16)
 	follow := startFollowing(ctx, s, attached, printer, exits)
 
@@ -225,14 +227,17 @@ func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services
 	}
 }
 
-func filterAttach(services, attach, noAttach []string) []string {
+func filterAttach(p *manifest.Project, services, attach, noAttach []string) []string {
 	if len(attach) > 0 {
 		return attach
 	}
 	if len(noAttach) == 0 {
-		return services
+		return services // all of them when none are named
 	}
-	return nil // all but noAttach: resolved against the running containers
+	if len(services) == 0 {
+		services = p.ServiceNames()
+	}
+	return slices.DeleteFunc(slices.Clone(services), func(s string) bool { return slices.Contains(noAttach, s) })
 }
 
 type downOptions struct {
