@@ -3,11 +3,13 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"github.com/berth-dev/berth/internal/testutil"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -58,15 +60,21 @@ func hostUID(t *testing.T, pid int) string {
 func TestUserNamespaceRootIsAnUnprivilegedHostUID(t *testing.T) {
 	t.Parallel()
 	rt, root := newRuntime(t)
-	b := bundle(t, root, []string{"sh", "-c", "id -u; cat /proc/self/uid_map; touch /made-here; stat -c %u /made-here; sleep 30"}, withUserns)
+	// /printed says the script got through its output, so that the kill
+	// below cannot cut it short on a busy machine.
+	b := bundle(t, root, []string{"sh", "-c", "id -u; cat /proc/self/uid_map; touch /made-here; stat -c %u /made-here; touch /printed; sleep 30"}, withUserns)
 	chownRootfs(t, b)
 	s := start(t, rt, "userns", b)
 	if got := hostUID(t, s.Pid); got != fmt.Sprint(usernsBase) {
 		t.Fatalf("the container's root is host uid %s, want %d", got, usernsBase)
 	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		_, err := os.Stat(filepath.Join(b, "rootfs", "printed"))
+		return err
+	})
 	// A file the container's root made belongs to the unprivileged host uid.
 	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(b, "rootfs", "made-here"), &st); err == nil && st.Uid != usernsBase {
+	if err := unix.Stat(filepath.Join(b, "rootfs", "made-here"), &st); err != nil || st.Uid != usernsBase {
 		t.Fatalf("a file made by the container's root is host uid %d", st.Uid)
 	}
 	// exec: a sibling user namespace with the same mapping.
