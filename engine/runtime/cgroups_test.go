@@ -156,7 +156,9 @@ func TestPauseFreezesTheProcesses(t *testing.T) {
 	if err := os.Mkdir(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	b := bundle(t, root, []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /data/c; done"}, func(s *specs.Spec) {
+	// Renamed into place, so a read never catches the file emptied by a
+	// redirection (two such reads would look like a stopped counter).
+	b := bundle(t, root, []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /data/c.new; mv /data/c.new /data/c; done"}, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: data, Options: []string{"bind"}})
 	})
 	s := start(t, rt, "pause", b)
@@ -173,7 +175,7 @@ func TestPauseFreezesTheProcesses(t *testing.T) {
 			return nil
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, moving(true))
+	testutil.Eventually(t, 10*time.Second, moving(true))
 	if err := rt.Pause(ctx, "pause"); err != nil {
 		t.Fatal(err)
 	}
