@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 CGO_ENABLED=0 go build -o "$work/benchserver" ./dnsresolver/internal/benchserver
-"${prio[@]}" "$work/benchserver" -gateway "$addr" -queries "$work" ${DNS_BENCH_CPUPROFILE:+-cpuprofile "$DNS_BENCH_CPUPROFILE"} >"$work/server.out" 2>&1 &
+"${prio[@]}" "$work/benchserver" -gateway "$addr" -queries "$work" ${DNS_BENCH_SOCKETS:+-sockets "$DNS_BENCH_SOCKETS"} ${DNS_BENCH_CPUPROFILE:+-cpuprofile "$DNS_BENCH_CPUPROFILE"} >"$work/server.out" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   grep -q ready "$work/server.out" 2>/dev/null && break

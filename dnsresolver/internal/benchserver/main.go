@@ -34,6 +34,7 @@ func run() error {
 	replicas := flag.Int("replicas", 3, "replicas per service")
 	queries := flag.String("queries", "", "directory to write local.txt and upstream.txt (dnsperf query files) into")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	sockets := flag.Int("sockets", 0, "UDP sockets (readers) of the listener; 0: one per CPU")
 	flag.Parse()
 
 	gw, err := netip.ParseAddr(*gateway)
@@ -44,7 +45,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	s := dnsresolver.New(dnsresolver.Config{Upstreams: []netip.AddrPort{up}})
+	s := dnsresolver.New(dnsresolver.Config{Upstreams: []netip.AddrPort{up}, Sockets: *sockets})
 	defer s.Close()
 	sub := netip.PrefixFrom(gw, 8).Masked()
 	if err := s.AddNetwork(dnsresolver.Network{Name: "bench_default", Gateway: gw, Subnet: sub}); err != nil {
