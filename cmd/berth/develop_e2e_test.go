@@ -61,6 +61,19 @@ func TestDevelopWatchSyncExecAndRebuild(t *testing.T) {
 	write("conf/settings", "mode=b\n")
 	eventually("sync+exec", func() bool { return p.execOut("app", "cat", "/tmp/reloaded") == "mode=b" })
 
+	// sync+restart: the file arrives and the container's process starts again
+	// (same container, a new start: pid 1's start time, field 22 of its stat).
+	startTime := func() string { return p.execOut("app", "sh", "-c", "cut -d' ' -f22 /proc/1/stat") }
+	startedBefore := startTime()
+	if startedBefore == "" {
+		t.Fatal("no start time of the container's pid 1")
+	}
+	write("restart/flag", "v2\n")
+	eventually("sync+restart", func() bool {
+		now := startTime()
+		return p.execOut("app", "cat", "/etc/restart/flag") == "v2" && now != "" && now != startedBefore
+	})
+
 	// rebuild: a change to the build context makes a new image and container.
 	before := p.ps()[0].ID
 	write("app/version", "two\n")
