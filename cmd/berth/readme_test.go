@@ -71,10 +71,13 @@ func TestReadmeTourRunsAsWritten(t *testing.T) {
 	root := testutil.StateRoot(t)
 	env := append(os.Environ(), "BERTH_ROOT="+root, "BERTH_HOST=", "BERTH="+bin)
 	t.Cleanup(func() {
-		down := exec.Command(bin, "-p", "counter", "down", "-v", "-t", "1")
-		down.Env = env
-		_ = down.Run()
-		_ = exec.Command(bin, "watch", "stop", "counter").Run()
+		// With the test's environment: a bare berth would reach (and start)
+		// the machine's default daemon.
+		for _, args := range [][]string{{"watch", "stop", "counter"}, {"-p", "counter", "down", "-v", "-t", "1"}} {
+			cmd := exec.Command(bin, args...)
+			cmd.Env = env
+			_ = cmd.Run()
+		}
 		stopDaemon(t, root)
 	})
 	demo := exec.Command("bash", filepath.Join(repo, "samples", "counter", "demo.sh"))
