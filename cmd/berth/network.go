@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -76,14 +75,9 @@ func newNetworkCommand(opts *globalOptions) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			sel := map[string]string{}
-			for _, fl := range listFilters {
-				k, v, _ := strings.Cut(fl, "=")
-				if k != "label" {
-					return fmt.Errorf("--filter %q: only label=KEY[=VALUE] is supported", fl)
-				}
-				lk, lv, _ := strings.Cut(v, "=")
-				sel[lk] = lv
+			sel, err := labelFilters(listFilters)
+			if err != nil {
+				return err
 			}
 			list, err := c.Networks().List(cmd.Context(), sel)
 			if err != nil {
@@ -153,15 +147,7 @@ func newNetworkCommand(opts *globalOptions) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			var errs []error
-			for _, name := range args {
-				if err := c.Networks().Remove(cmd.Context(), name); err != nil {
-					errs = append(errs, err)
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return errors.Join(errs...)
+			return eachArg(cmd, args, func(name string) error { return c.Networks().Remove(cmd.Context(), name) })
 		},
 	}
 	pruneCmd := &cobra.Command{
@@ -211,6 +197,21 @@ func keyValues(list []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// labelFilters reads --filter label=KEY[=VALUE] flags into a label selector,
+// refusing any other filter.
+func labelFilters(filters []string) (map[string]string, error) {
+	sel := map[string]string{}
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		if k != "label" {
+			return nil, fmt.Errorf("--filter %q: only label=KEY[=VALUE] is supported", f)
+		}
+		lk, lv, _ := strings.Cut(v, "=")
+		sel[lk] = lv
+	}
+	return sel, nil
 }
 
 func shortID(id string) string {

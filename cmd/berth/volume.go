@@ -246,14 +246,9 @@ func newVolumePruneCommand(opts *globalOptions) *cobra.Command {
 		Short: "Remove unused local volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			labels := map[string]string{}
-			for _, f := range filters {
-				k, v, ok := strings.Cut(f, "=")
-				if !ok || k != "label" {
-					return fmt.Errorf("--filter %q: only label=KEY[=VALUE] is supported", f)
-				}
-				lk, lv, _ := strings.Cut(v, "=")
-				labels[lk] = lv
+			labels, err := labelFilters(filters)
+			if err != nil {
+				return err
 			}
 			if !force {
 				what := "anonymous local volumes"
