@@ -3,13 +3,16 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/internal/failpoint"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -152,5 +155,28 @@ func TestRestartBacksOff(t *testing.T) {
 	}
 	if got, _ := e.Containers.Get(c.ID); got.State.Status != container.Exited {
 		t.Fatalf("after stop: %s", got.State.Status)
+	}
+}
+
+// TestForceRemoveCannotBeUndoneByAStart checks that between the stop and
+// the delete of `rm -f` nothing (a watch correcting drift, a user's start)
+// brings the container back, which made the remove fail.
+func TestForceRemoveCannotBeUndoneByAStart(t *testing.T) {
+	e := busyboxEngine(t)
+	ctx := context.Background()
+	c := start(t, e, container.Config{Cmd: sleeper, RestartPolicy: container.RestartPolicy{Name: "always"}})
+	t.Setenv(failpoint.Env, "container/remove-after-stop=sleep(2s)")
+	removed := make(chan error, 1)
+	go func() { removed <- e.Containers.Remove(ctx, c.ID, container.RemoveOptions{Force: true}) }()
+	eventually(t, e, c.ID, exitedWith(0))
+	err := e.Containers.Start(ctx, c.ID)
+	if !errdefs.IsConflict(err) || !strings.Contains(err.Error(), "marked for removal") {
+		t.Errorf("start during rm -f: %v, want a conflict", err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatalf("rm -f: %v", err)
+	}
+	if _, err := e.Containers.Get(c.ID); !errdefs.IsNotFound(err) {
+		t.Fatalf("after rm -f: %v", err)
 	}
 }

@@ -109,7 +109,7 @@ func (m *Manager) scheduleRestart(e *entry, delay time.Duration) {
 		}
 		e.op.Lock()
 		defer e.op.Unlock()
-		if e.c.State.Status != Restarting {
+		if e.c.State.Status != Restarting || e.removing {
 			return
 		}
 		e.restartTimer = nil

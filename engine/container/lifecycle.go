@@ -229,6 +229,9 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 	if e.c.State.Status == Running || e.c.State.Status == Paused {
 		return nil // docker start of a running container is a no-op
 	}
+	if e.removing {
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot start container %s: it is marked for removal", e.c.Name))
+	}
 	if e.restartTimer != nil {
 		e.restartTimer.Stop()
 		e.restartTimer = nil
@@ -530,18 +533,25 @@ func (m *Manager) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 	}
 	e.op.Lock()
 	status := e.c.State.Status
+	if (status == Running || status == Paused) && !opts.Force {
+		e.op.Unlock()
+		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %s: container is %s: stop the container before removing or force remove", e.c.Name, status))
+	}
+	e.removing = true
 	e.op.Unlock()
 	if status == Running || status == Paused {
-		if !opts.Force {
-			return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %s: container is %s: stop the container before removing or force remove", e.c.Name, status))
-		}
 		zero := time.Duration(0)
 		if err := m.Stop(ctx, e.c.ID, &zero); err != nil {
+			e.op.Lock()
+			e.removing = false
+			e.op.Unlock()
 			return err
 		}
 	}
+	_ = failpoint.Inject("container/remove-after-stop") // tests widen the window a start could use
 	e.op.Lock()
 	defer e.op.Unlock()
+	defer func() { e.removing = false }() // a failed remove leaves it startable
 	if e.restartTimer != nil {
 		e.restartTimer.Stop()
 		e.restartTimer = nil

@@ -111,6 +111,10 @@ type entry struct {
 	health context.CancelFunc
 	// restartTimer is the pending restart of the restart policy.
 	restartTimer *time.Timer
+	// removing is set while Remove stops the container, so that nothing
+	// (a watch's drift correction, the restart policy) starts it again in
+	// between; docker calls this "marked for removal".
+	removing bool
 	// streams are the daemon's duplicates of the current run's stdio
 	// descriptors (see monitor's package doc): input goes through them,
 	// and they keep the pipes open should the monitor die.
