@@ -1,5 +1,5 @@
-# berth: see README.md. Every target that needs Debian packages depends on
-# deps, which installs them only when missing.
+# berth: see README.md. Every target that needs Debian packages installs
+# them through hack/deps.sh, which does so only when they are missing.
 GO        ?= go
 BIN       := bin/berth
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -31,7 +31,9 @@ test: deps build
 test-short:
 	$(GO) test -short ./...
 
-demo: deps build
+# A fresh machine needs only busybox-static for the demo, not the test tools.
+demo: build
+	@hack/deps.sh demo
 	@samples/counter/demo.sh
 
 bench: build

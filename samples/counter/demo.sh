@@ -8,7 +8,7 @@ berth=${BERTH:-$top/bin/berth}
 cd "$top/samples/counter"
 
 echo "== building the sample's program (static Go) and taking busybox-static for its tools"
-CGO_ENABLED=0 go build -o app/app ./app
+CGO_ENABLED=0 go build -trimpath -o app/app ./app
 cp "$(command -v busybox)" app/busybox
 
 echo "== berth up -d --build (in samples/counter)"

@@ -15,7 +15,7 @@ ask() {
 }
 wait_for() { for _ in $(seq 1 100); do ask | grep -q "$1" && return; sleep 0.1; done; echo "never saw: $1" >&2; return 1; }
 
-CGO_ENABLED=0 go build -o app/app ./app
+CGO_ENABLED=0 go build -trimpath -o app/app ./app
 cp compose.yaml compose.yaml.orig
 trap 'mv compose.yaml.orig compose.yaml; "$berth" watch stop hello >/dev/null 2>&1 || true' EXIT
 
