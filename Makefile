@@ -31,9 +31,10 @@ test: deps build
 test-short:
 	$(GO) test -short ./...
 
-# A fresh machine needs only busybox-static for the demo, not the test tools.
-demo: build
-	@hack/deps.sh demo
+# A fresh machine needs only busybox-static for the demo, not the test
+# tools; it installs while berth compiles.
+demo:
+	@hack/deps.sh demo & deps=$$!; $(MAKE) --no-print-directory build; built=$$?; wait $$deps && exit $$built
 	@samples/counter/demo.sh
 
 bench: build
