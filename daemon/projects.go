@@ -194,8 +194,13 @@ func (d *Daemon) down(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// Down takes a project away.
+// Down takes a project away. A watch of the project ends first, or it
+// would put back what down removes; it is stopped before the project's lock
+// is taken, since a pass of the watch holds that lock.
 func (d *Daemon) Down(ctx context.Context, req DownRequest, sink progress.Sink) (UpResult, error) {
+	if !req.DryRun && d.stopWatch(req.Name, true) {
+		progress.Emit(sink, progress.DoneEvent("Watch "+req.Name, "Stopped"))
+	}
 	defer d.projects.lock(req.Name)()
 	ctx = context.WithoutCancel(ctx)
 	obs, err := reconcile.Observe(ctx, d.engine, req.Name, req.Project)

@@ -153,5 +153,16 @@ func TestWatchConvergesEditsGitAndDrift(t *testing.T) {
 		}
 		return nil
 	})
-	p.berth("watch", "stop", "watched")
+
+	// down ends the watch: nothing comes back after three resync periods.
+	if _, stderr, err := p.berthErr("down", "-t", "1"); err != nil || !strings.Contains(stderr, "Watch watched") {
+		t.Errorf("down: %v, and it should report the watch it stopped:\n%s", err, stderr)
+	}
+	if ls := p.berth("watch", "ls"); strings.Contains(ls, "watched") {
+		t.Fatalf("the watch outlived down:\n%s", ls)
+	}
+	time.Sleep(3 * time.Second)
+	if now := p.services(); len(now) != 0 {
+		t.Fatalf("after down the watch put back %v", now)
+	}
 }
