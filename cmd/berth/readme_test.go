@@ -139,5 +139,5 @@ func TestReadmeTourRunsAsWritten(t *testing.T) {
 	check("berth exec kv ls /data", contains("counts.json"))
 	check("berth ps --format json | grep -c", func(out string) bool { return strings.TrimSpace(out) == "5" })
 	check("berth watch ls", contains("counter"))
-	check("berth up -d && curl -s localhost:8080", contains("visit ", ", answered by "))
+	check("berth up -d --wait && curl -s localhost:8080", contains("visit ", ", answered by "))
 }
