@@ -202,9 +202,33 @@ func (c *converter) files(kind string, refs []types.FileReferenceConfig) []FileM
 		}
 		if ref.Mode != nil {
 			m := int64(*ref.Mode)
+			if m < 0 || m > 0o7777 {
+				c.refuse(key+".mode", "%o is not a file mode", m)
+				continue
+			}
 			f.Mode = &m
+		}
+		// Files of content: and environment: get these owners (a name could
+		// not be looked up before the container's /etc/passwd exists); a
+		// bind-mounted file keeps its own, as with docker compose.
+		if f.Source == "" && !numeric(f.UID) {
+			c.refuse(key+".uid", "uid %q is not a number", f.UID)
+			continue
+		}
+		if f.Source == "" && !numeric(f.GID) {
+			c.refuse(key+".gid", "gid %q is not a number", f.GID)
+			continue
 		}
 		out = append(out, f)
 	}
 	return out
+}
+
+// numeric says whether a Compose uid or gid is empty or a number.
+func numeric(id string) bool {
+	if id == "" {
+		return true
+	}
+	_, err := strconv.ParseUint(id, 10, 31)
+	return err == nil
 }

@@ -57,6 +57,7 @@ func TestLoadRejects(t *testing.T) {
 			want: []string{"override-bad-port.yaml:5:9:", `service "web"`, "ports.1:", "invalid hostPort: 99999"}},
 
 		// What berth refuses where docker compose would go on.
+		{name: "secret-uid-name", want: []string{"secret-uid-name.yaml:", `service "web": secrets.0.uid:`, `uid "alice" is not a number`}},
 		{name: "enable-ipv6", want: []string{"enable-ipv6.yaml:7:5:", "networks.v6.enable_ipv6:", "IPv6 networks are not supported yet"}},
 		{name: "ipv6-address", want: []string{"ipv6-address.yaml:6:9:", `service "web"`, "networks.front.ipv6_address:", "not supported yet"}},
 		{name: "network-driver", want: []string{"network-driver.yaml:7:5:", "networks.mesh.driver:", `"overlay" is not supported`}},

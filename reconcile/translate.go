@@ -107,10 +107,27 @@ func ContainerConfig(p *manifest.Project, s manifest.Service, n int, imageID str
 		})
 	}
 	for _, f := range s.Files {
-		if f.Source == "" {
-			return cfg, fmt.Errorf("service %s: %s %s: content and environment sources are not supported yet (use a file source)", s.Name, f.Kind, f.Name)
+		if f.Source != "" {
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: f.Source, Target: f.Target, ReadOnly: true})
+			continue
 		}
-		cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: f.Source, Target: f.Target, ReadOnly: true})
+		// content: and environment: sources: a file of the container's
+		// own, with uid, gid and mode as docker compose applies them.
+		file := container.File{Target: f.Target, Content: []byte(f.Content)}
+		var err error
+		if file.UID, err = numericID(f.UID); err != nil {
+			return cfg, fmt.Errorf("service %s: %ss.%s.uid: %w", s.Name, f.Kind, f.Name, err)
+		}
+		if file.GID, err = numericID(f.GID); err != nil {
+			return cfg, fmt.Errorf("service %s: %ss.%s.gid: %w", s.Name, f.Kind, f.Name, err)
+		}
+		if f.Mode != nil {
+			if *f.Mode < 0 || *f.Mode > 0o7777 {
+				return cfg, fmt.Errorf("service %s: %ss.%s.mode: %o is not a file mode", s.Name, f.Kind, f.Name, *f.Mode)
+			}
+			file.Mode = uint32(*f.Mode)
+		}
+		cfg.Files = append(cfg.Files, file)
 	}
 	for _, net := range s.Networks {
 		cfg.Networks = append(cfg.Networks, container.Attachment{
@@ -177,4 +194,16 @@ func stopTimeout(s manifest.Service, override *time.Duration) *time.Duration {
 		return &g
 	}
 	return nil
+}
+
+// numericID is a Compose uid or gid: a number, or empty for root.
+func numericID(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a numeric id", s)
+	}
+	return n, nil
 }

@@ -57,6 +57,9 @@ type Config struct {
 	PidMode     string            `json:"PidMode,omitempty"` // "", host, container:ID
 
 	Mounts []Mount `json:"Mounts,omitempty"`
+	// Files are given contents (Compose secrets and configs from content:
+	// or environment:), written at each start and mounted read-only.
+	Files []File `json:"Files,omitempty"`
 
 	NetworkMode  string        `json:"NetworkMode,omitempty"` // bridge (default: Networks), none, host, container:ID
 	Networks     []Attachment  `json:"Networks,omitempty"`
@@ -126,6 +129,15 @@ type Mount struct {
 	// Tmpfs: size in bytes and mode.
 	TmpfsSize int64  `json:"TmpfsSize,omitempty"`
 	TmpfsMode uint32 `json:"TmpfsMode,omitempty"`
+}
+
+// File is a file the container gets with a given content, owner and mode.
+type File struct {
+	Target  string `json:"Target"`
+	Content []byte `json:"Content"`
+	UID     int    `json:"UID,omitempty"`
+	GID     int    `json:"GID,omitempty"`
+	Mode    uint32 `json:"Mode,omitempty"` // 0: 0444, as docker compose gives
 }
 
 // Attachment connects the container to a network.

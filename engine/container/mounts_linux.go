@@ -64,6 +64,14 @@ func (m *Manager) prepareMounts(c *Container) ([]specs.Mount, error) {
 			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("mount %s: unknown type %q", mt.Target, mt.Type))
 		}
 	}
+	for i, f := range c.Config.Files {
+		src, err := m.writeFile(c, i, f)
+		if err != nil {
+			return nil, err
+		}
+		covered[filepath.Clean(f.Target)] = true
+		out = append(out, bindMount(src, filepath.Clean(f.Target), true, ""))
+	}
 	// The image's VOLUMEs that no mount covers got anonymous volumes at create.
 	for target, name := range c.AnonymousVolumes {
 		if covered[target] {
@@ -76,6 +84,31 @@ func (m *Manager) prepareMounts(c *Container) ([]specs.Mount, error) {
 		out = append(out, bindMount(src, target, false, ""))
 	}
 	return out, nil
+}
+
+// writeFile puts the content of the container's i-th file in its
+// directory, with the file's owner and mode, for a read-only bind mount.
+// It is written again at every start, so it always has the config's content.
+func (m *Manager) writeFile(c *Container, i int, f File) (string, error) {
+	dir := filepath.Join(m.dir(c.ID), "files")
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", err
+	}
+	mode := os.FileMode(f.Mode)
+	if mode == 0 {
+		mode = 0o444
+	}
+	path := filepath.Join(dir, strconv.Itoa(i))
+	if err := writeVolatile(path, f.Content, 0o600); err != nil {
+		return "", fmt.Errorf("file %s: %w", f.Target, err)
+	}
+	if err := os.Chown(path, f.UID, f.GID); err != nil {
+		return "", fmt.Errorf("file %s: %w", f.Target, err)
+	}
+	if err := os.Chmod(path, mode.Perm()); err != nil {
+		return "", fmt.Errorf("file %s: %w", f.Target, err)
+	}
+	return path, nil
 }
 
 func bindMount(src, dst string, readOnly bool, propagation string) specs.Mount {
