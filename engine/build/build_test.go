@@ -2,6 +2,7 @@ package build_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -453,5 +454,23 @@ func TestLongOutputLinesAndBuildPlatform(t *testing.T) {
 	}
 	if rec.has("platform only") {
 		t.Error("FROM --platform=$BUILDPLATFORM warned")
+	}
+}
+
+// TestManyLayers builds, and runs, an image of more layers than one
+// mount(2) call's page of overlay options holds.
+func TestManyLayers(t *testing.T) {
+	t.Parallel()
+	e := enginetest.Open(t)
+	enginetest.Busybox(t, e, "busybox")
+	var df strings.Builder
+	df.WriteString("FROM busybox\n")
+	for i := range 60 {
+		fmt.Fprintf(&df, "RUN echo %d > /layer%02d\n", i, i)
+	}
+	_, _ = mustBuild(t, e, newContext(t, df.String(), nil), build.Options{Tags: []string{"deep"}})
+	code, out := runImage(t, e, "deep", "sh", "-c", "cat /layer* | wc -l; cat /layer59")
+	if f := strings.Fields(out); code != 0 || len(f) != 2 || f[0] != "60" || f[1] != "59" {
+		t.Fatalf("exit %d, output %q: want 60 files, the last holding 59", code, out)
 	}
 }

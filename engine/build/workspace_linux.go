@@ -5,11 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/berth-dev/berth/internal/mountinfo"
+	"github.com/berth-dev/berth/internal/overlay"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,11 +66,7 @@ func (ws *workspace) mount() error {
 		}
 		lower = []string{empty}
 	}
-	opts := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + ws.upper + ",workdir=" + work
-	if len(opts) >= unix.Getpagesize() {
-		return fmt.Errorf("%d layers make overlay options longer than a page; use fewer steps or a multi-stage build", len(lower))
-	}
-	if err := unix.Mount("overlay", ws.rootfs, "overlay", 0, opts); err != nil {
+	if err := overlay.Mount(ws.rootfs, lower, ws.upper, work); err != nil {
 		return fmt.Errorf("mount build state: %w", err)
 	}
 	ws.mounted = true

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/overlay"
 )
 
 // mountRootfs stacks the image's snapshots (topmost first) under the
@@ -28,11 +29,7 @@ func (m *Manager) mountRootfs(id string, lower []string) error {
 		}
 		lower = []string{empty}
 	}
-	opts := "lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
-	if len(opts) >= unix.Getpagesize() {
-		return fmt.Errorf("rootfs: %d layers make overlay options longer than a page; flatten the image", len(lower))
-	}
-	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+	if err := overlay.Mount(target, lower, upper, work); err != nil {
 		return fmt.Errorf("mount rootfs of %s: %w", id, err)
 	}
 	return nil
