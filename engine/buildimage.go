@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -32,8 +33,9 @@ func ServiceBuildOptions(p *manifest.Project, s manifest.Service) (build.Options
 	if strings.Contains(b.Context, "://") || strings.HasPrefix(b.Context, "git@") {
 		return build.Options{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build context %s: remote contexts are not supported", s.Name, b.Context))
 	}
-	if len(b.AdditionalContexts) > 0 {
-		return build.Options{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build.additional_contexts is not supported", s.Name))
+	named, err := namedContexts(s.Name, b)
+	if err != nil {
+		return build.Options{}, err
 	}
 	host := runtime.GOOS + "/" + runtime.GOARCH
 	for _, pl := range b.Platforms {
@@ -51,7 +53,31 @@ func ServiceBuildOptions(p *manifest.Project, s manifest.Service) (build.Options
 		Args: maps.Clone(b.Args), Target: b.Target, Labels: labels,
 		Tags: append([]string{s.Image}, b.Tags...), NoCache: b.NoCache, Pull: b.Pull,
 		Network: b.Network, ExtraHosts: b.ExtraHosts, ShmSize: b.ShmSize, Name: s.Name,
+		NamedContexts: named,
 	}, nil
+}
+
+// namedContexts turns build.additional_contexts into the builder's named
+// contexts: directories (compose-go has made them absolute from the
+// project directory; a relative one is taken from the build context) and
+// docker-image:// references. Another service's image (service:NAME) and
+// remote contexts are refused.
+func namedContexts(service string, b *manifest.Build) (map[string]string, error) {
+	if len(b.AdditionalContexts) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(b.AdditionalContexts))
+	for name, v := range b.AdditionalContexts {
+		switch {
+		case strings.HasPrefix(v, "docker-image://"):
+		case strings.HasPrefix(v, "service:"), strings.HasPrefix(v, "target:"), strings.Contains(v, "://"), strings.HasPrefix(v, "git@"):
+			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("service %s: build.additional_contexts.%s: %s: berth takes directories and docker-image:// references", service, name, v))
+		case !filepath.IsAbs(v):
+			v = filepath.Join(b.Context, v)
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 // buildService builds a service's image with the engine's builder.

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -35,11 +36,30 @@ func TestServiceBuildOptionsAsDockerComposeHasThem(t *testing.T) {
 	for _, b := range []manifest.Build{
 		{Context: "https://github.com/x/y.git"},
 		{Context: "/src", Platforms: []string{"linux/s390x"}},
-		{Context: "/src", AdditionalContexts: map[string]string{"x": "/y"}},
+		{Context: "/src", AdditionalContexts: map[string]string{"x": "service:db"}},
+		{Context: "/src", AdditionalContexts: map[string]string{"x": "https://example.test/x.tar"}},
 	} {
 		s.Build = &b
 		if _, err := engine.ServiceBuildOptions(p, s); !errdefs.IsNotImplemented(err) {
 			t.Errorf("build %+v: %v", b, err)
 		}
+	}
+}
+
+func TestAdditionalContextsBecomeNamedContexts(t *testing.T) {
+	p := &manifest.Project{Name: "shop"}
+	s := manifest.Service{Name: "web", Image: "shop-web", Build: &manifest.Build{
+		Context: "/src/web",
+		AdditionalContexts: map[string]string{
+			"assets": "/src/assets", "docs": "../docs", "base": "docker-image://busybox:1.36",
+		},
+	}}
+	o, err := engine.ServiceBuildOptions(p, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"assets": "/src/assets", "docs": "/src/docs", "base": "docker-image://busybox:1.36"}
+	if !maps.Equal(o.NamedContexts, want) {
+		t.Errorf("named contexts %v, want %v", o.NamedContexts, want)
 	}
 }

@@ -121,6 +121,11 @@ type Options struct {
 	ExtraHosts []string `json:"extra_hosts,omitempty"`
 	// ShmSize is the size of RUN steps' /dev/shm in bytes; 0 is 64 MiB.
 	ShmSize int64 `json:"shm_size,omitempty"`
+	// NamedContexts are buildx's --build-context and Compose's
+	// additional_contexts: NAME to an absolute directory, which COPY
+	// --from=NAME reads like the build context, or to docker-image://REF,
+	// which FROM NAME and --from=NAME take for the image REF.
+	NamedContexts map[string]string `json:"named_contexts,omitempty"`
 	// SourceDateEpoch, when set, is the build's epoch (see the package
 	// doc); otherwise the SOURCE_DATE_EPOCH build arg, else 1970-01-01.
 	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/engine/enginetest"
 	"github.com/berth-dev/berth/engine/image/imagetest"
+	"github.com/containerd/errdefs"
 )
 
 func TestMultiStageBusyboxBuildRuns(t *testing.T) {
@@ -472,5 +473,53 @@ func TestManyLayers(t *testing.T) {
 	code, out := runImage(t, e, "deep", "sh", "-c", "cat /layer* | wc -l; cat /layer59")
 	if f := strings.Fields(out); code != 0 || len(f) != 2 || f[0] != "60" || f[1] != "59" {
 		t.Fatalf("exit %d, output %q: want 60 files, the last holding 59", code, out)
+	}
+}
+
+// TestNamedContexts builds with Compose's additional_contexts (buildx's
+// --build-context): FROM a docker-image:// context, COPY --from a
+// directory context (its .dockerignore honoured, its files in the cache
+// key), and a stage of the same name winning over a context.
+func TestNamedContexts(t *testing.T) {
+	t.Parallel()
+	e := enginetest.Open(t)
+	enginetest.Busybox(t, e, "busybox")
+	assets := t.TempDir()
+	writeTree(t, assets, map[string]string{"greeting.txt": "hello\n", "secret.key": "no\n", ".dockerignore": "*.key\n"})
+	dir := newContext(t, `FROM base AS tools
+RUN echo from-stage > /which
+
+FROM base
+COPY --from=assets . /assets/
+COPY --from=tools /which /which
+`, nil)
+	opts := build.Options{Tags: []string{"named:1"}, NamedContexts: map[string]string{
+		"base": "docker-image://busybox", "assets": assets, "tools": "docker-image://no-such-image",
+	}}
+	first, _ := mustBuild(t, e, dir, opts)
+	code, out := runImage(t, e, "named:1", "sh", "-c", "cat /assets/greeting.txt /which; ls /assets")
+	if code != 0 || out != "hello\nfrom-stage\ngreeting.txt\n" {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+
+	// A changed file of the context misses the cache from its COPY on.
+	writeTree(t, assets, map[string]string{"greeting.txt": "bonjour\n"})
+	again, rec := mustBuild(t, e, dir, opts)
+	if again.ImageID == first.ImageID {
+		t.Fatalf("after the change: the same image %s", again.ImageID)
+	}
+	assertSteps(t, rec, map[string]string{
+		"[stage-1 1/3] FROM docker.io/library/busybox:latest": build.TextCached,
+		"[stage-1 2/3] COPY --from=assets . /assets/":         build.TextDone,
+		"[tools 2/2] RUN echo from-stage > /which":            build.TextCached,
+	})
+	if _, out := runImage(t, e, "named:1", "cat", "/assets/greeting.txt"); out != "bonjour\n" {
+		t.Fatalf("after the change: %q", out)
+	}
+
+	// A directory cannot be built on.
+	dir2 := newContext(t, "FROM assets\n", nil)
+	if _, _, err := doBuild(t, e, dir2, opts); !errdefs.IsNotImplemented(err) || !strings.Contains(err.Error(), "context assets is a directory") {
+		t.Fatalf("FROM a directory context: %v", err)
 	}
 }

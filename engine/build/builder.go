@@ -80,17 +80,19 @@ type stageRun struct {
 
 // job is one build.
 type job struct {
-	b      *Builder
-	opts   Options
-	df     *dockerfile
-	lex    *shell.Lex
-	tree   *srcTree
-	epoch  time.Time
-	steps  *steps
-	meta   []argValue
-	stages []*stageRun
-	active map[int]bool // stages being built, to refuse cycles
-	result Result
+	b    *Builder
+	opts Options
+	df   *dockerfile
+	lex  *shell.Lex
+	tree *srcTree
+	// contexts are the directories of named contexts, opened like tree.
+	contexts map[string]*srcTree
+	epoch    time.Time
+	steps    *steps
+	meta     []argValue
+	stages   []*stageRun
+	active   map[int]bool // stages being built, to refuse cycles
+	result   Result
 	// declared are the ARG names the built stages declare.
 	declared map[string]bool
 }
@@ -124,8 +126,20 @@ func (b *Builder) Build(ctx context.Context, opts Options) (Result, error) {
 	}
 	defer tree.close()
 	tree.hashes = b.loadHashCache(tree.root.dir)
+	named, err := b.openNamedContexts(opts.NamedContexts)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() {
+		for _, t := range named {
+			if serr := t.hashes.save(); serr != nil {
+				b.log.Warn("builder: remember file hashes", "err", serr)
+			}
+			t.close()
+		}
+	}()
 	j := &job{
-		b: b, opts: opts, df: df, lex: shell.NewLex(df.escape), tree: tree, epoch: epoch,
+		b: b, opts: opts, df: df, lex: shell.NewLex(df.escape), tree: tree, contexts: named, epoch: epoch,
 		steps: &steps{sink: opts.Sink}, stages: make([]*stageRun, len(df.stages)),
 		active: map[int]bool{}, declared: map[string]bool{},
 	}
@@ -194,8 +208,12 @@ func (j *job) stage(ctx context.Context, i int) (*stageRun, error) {
 		}
 		sr.st = &state{carrier: img.ID, config: cloneConfig(img.Config.Config), author: img.Config.Author,
 			key: chainKey("", "FROM", img.ID, j.epoch.String())}
-		fromText = "FROM " + base
-		if n, err := image.NormalizeReference(base); err == nil {
+		shown := base
+		if ref, ok := strings.CutPrefix(j.opts.NamedContexts[base], dockerImagePrefix); ok {
+			shown = ref // a named context: the image it stands for
+		}
+		fromText = "FROM " + shown
+		if n, err := image.NormalizeReference(shown); err == nil {
 			fromText = "FROM " + n
 		}
 	}
@@ -265,6 +283,13 @@ func (j *job) named(text string) string {
 // baseImage finds a FROM image in the store, pulling it when it is missing
 // or when the build asks to pull.
 func (j *job) baseImage(ctx context.Context, ref string) (image.Image, error) {
+	if v, ok := j.opts.NamedContexts[ref]; ok {
+		img, isImage := strings.CutPrefix(v, dockerImagePrefix)
+		if !isImage {
+			return image.Image{}, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("context %s is a directory: it can be copied from, not built on", ref))
+		}
+		ref = img
+	}
 	if !j.opts.Pull {
 		img, err := j.b.images.Resolve(ctx, ref)
 		if err == nil || !errdefs.IsNotFound(err) {
@@ -400,4 +425,37 @@ func commandString(c instructions.Command) string {
 		return s.String()
 	}
 	return c.Name()
+}
+
+// dockerImagePrefix marks a named context that stands for an image.
+const dockerImagePrefix = "docker-image://"
+
+// openNamedContexts opens the named contexts that are directories; the
+// images are resolved when a step names them. Other kinds (git, https,
+// oci-layout) are refused.
+func (b *Builder) openNamedContexts(contexts map[string]string) (map[string]*srcTree, error) {
+	named := map[string]*srcTree{}
+	closeAll := func() {
+		for _, t := range named {
+			t.close()
+		}
+	}
+	for name, v := range contexts {
+		if strings.HasPrefix(v, dockerImagePrefix) {
+			continue
+		}
+		if strings.Contains(v, "://") || !filepath.IsAbs(v) {
+			closeAll()
+			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("context %s=%s: a named context is an absolute directory or docker-image://REF", name, v))
+		}
+		t, err := openContext(v, "", nil)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("context %s: %w", name, err)
+		}
+		t.label = "context " + name
+		t.hashes = b.loadHashCache(t.root.dir)
+		named[name] = t
+	}
+	return named, nil
 }

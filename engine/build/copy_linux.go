@@ -101,12 +101,30 @@ func (j *job) dispatchCopy(ctx context.Context, sr *stageRun, op copyOp) error {
 		if err != nil {
 			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s --from=%s: %v", op.kind, op.from, err))
 		}
-		label, carrier, key, err := j.fromSource(ctx, sr, from)
-		if err != nil {
-			return fmt.Errorf("%s --from=%s: %w", op.kind, from, err)
+		if tree, ok := j.contextTree(sr, from); ok {
+			// A named context's directory: hashed now, as the build context.
+			h := sha256.New()
+			for _, p := range op.SourcePaths {
+				srcs, err := tree.resolve(p)
+				if err != nil {
+					return fmt.Errorf("%s --from=%s %s: %w", op.kind, from, p, err)
+				}
+				for _, s := range srcs {
+					if err := tree.digest(h, s); err != nil {
+						return fmt.Errorf("%s --from=%s %s: %w", op.kind, from, s.name, err)
+					}
+					items = append(items, copyItem{tree: tree, src: s})
+				}
+			}
+			keyParts = append(keyParts, "context "+from, hex.EncodeToString(h.Sum(nil)))
+		} else {
+			label, carrier, key, err := j.fromSource(ctx, sr, from)
+			if err != nil {
+				return fmt.Errorf("%s --from=%s: %w", op.kind, from, err)
+			}
+			keyParts = append(keyParts, key)
+			openFrom = func(ctx context.Context) (*srcTree, func(), error) { return j.b.openState(ctx, carrier, label) }
 		}
-		keyParts = append(keyParts, key)
-		openFrom = func(ctx context.Context) (*srcTree, func(), error) { return j.b.openState(ctx, carrier, label) }
 	} else {
 		h := sha256.New()
 		for _, p := range op.SourcePaths {
@@ -203,11 +221,24 @@ func (j *job) fromSource(ctx context.Context, sr *stageRun, from string) (label,
 	if _, later := j.df.findStage(from, len(j.df.stages)); later {
 		return "", "", "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("stage %s is not defined before this one", from))
 	}
+	if _, ok := j.contexts[from]; ok {
+		return "", "", "", errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("context %s is a directory: COPY --from reads it, RUN --mount does not yet", from))
+	}
 	img, err := j.baseImage(ctx, from)
 	if err != nil {
 		return "", "", "", err
 	}
 	return "image " + from, img.ID, "image:" + img.ID, nil
+}
+
+// contextTree is the directory of the named context from, unless an
+// earlier stage has that name (a stage comes first, as with buildkit).
+func (j *job) contextTree(sr *stageRun, from string) (*srcTree, bool) {
+	if _, isStage := j.df.findStage(from, sr.index); isStage {
+		return nil, false
+	}
+	t, ok := j.contexts[from]
+	return t, ok
 }
 
 // openState mounts a carrier's layers to read files from them.
