@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -37,6 +38,10 @@ func ServiceBuildOptions(p *manifest.Project, s manifest.Service) (build.Options
 	if err != nil {
 		return build.Options{}, err
 	}
+	secrets, err := buildSecrets(s.Name, b)
+	if err != nil {
+		return build.Options{}, err
+	}
 	host := runtime.GOOS + "/" + runtime.GOARCH
 	for _, pl := range b.Platforms {
 		if pl != host {
@@ -53,8 +58,29 @@ func ServiceBuildOptions(p *manifest.Project, s manifest.Service) (build.Options
 		Args: maps.Clone(b.Args), Target: b.Target, Labels: labels,
 		Tags: append([]string{s.Image}, b.Tags...), NoCache: b.NoCache, Pull: b.Pull,
 		Network: b.Network, ExtraHosts: b.ExtraHosts, ShmSize: b.ShmSize, Name: s.Name,
-		NamedContexts: named,
+		NamedContexts: named, Secrets: secrets,
 	}, nil
+}
+
+// buildSecrets reads build.secrets, file ones from the host as docker
+// compose does.
+func buildSecrets(service string, b *manifest.Build) (map[string][]byte, error) {
+	if len(b.Secrets) == 0 {
+		return nil, nil
+	}
+	out := make(map[string][]byte, len(b.Secrets))
+	for _, s := range b.Secrets {
+		if s.File == "" {
+			out[s.ID] = []byte(s.Content)
+			continue
+		}
+		data, err := os.ReadFile(s.File)
+		if err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("service %s: build secret %s: %v", service, s.ID, err))
+		}
+		out[s.ID] = data
+	}
+	return out, nil
 }
 
 // namedContexts turns build.additional_contexts into the builder's named

@@ -196,6 +196,7 @@ func (c *converter) service(s types.ServiceConfig) Service {
 	}
 	if s.Build != nil {
 		out.Build = build(s.Build)
+		out.Build.Secrets = c.buildSecrets(s.Build.Secrets)
 	}
 	out.Ports = c.ports(s.Ports)
 	out.Expose = c.expose(s.Expose)

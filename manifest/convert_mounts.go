@@ -232,3 +232,30 @@ func numeric(id string) bool {
 	_, err := strconv.ParseUint(id, 10, 31)
 	return err == nil
 }
+
+// buildSecrets resolves build.secrets against the top-level secrets.
+func (c *converter) buildSecrets(refs []types.ServiceSecretConfig) []BuildSecret {
+	var out []BuildSecret
+	for i, ref := range refs {
+		key := fmt.Sprintf("build.secrets.%d", i)
+		def, ok := c.cp.Secrets[ref.Source]
+		if !ok {
+			c.refuse(key, "undefined secret %q", ref.Source)
+			continue
+		}
+		if bool(def.External) || def.Driver != "" {
+			c.refuse(key, "secret %q: external and driver secrets are swarm's: not supported", ref.Source)
+			continue
+		}
+		id := ref.Source
+		if ref.Target != "" {
+			id = ref.Target
+		}
+		b := BuildSecret{ID: id, File: def.File, Content: def.Content}
+		if def.Environment != "" {
+			b.Content = c.cp.Environment[def.Environment]
+		}
+		out = append(out, b)
+	}
+	return out
+}

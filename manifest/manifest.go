@@ -187,6 +187,16 @@ type Build struct {
 	AdditionalContexts map[string]string `json:"additional_contexts,omitempty"`
 	CacheFrom          []string          `json:"cache_from,omitempty"`
 	Platforms          []string          `json:"platforms,omitempty"`
+	// Secrets are what RUN --mount=type=secret reads, by id.
+	Secrets []BuildSecret `json:"secrets,omitempty"`
+}
+
+// BuildSecret is a top-level secret given to a build under an id (the
+// reference's target, else the secret's name).
+type BuildSecret struct {
+	ID      string `json:"id"`
+	File    string `json:"file,omitempty"`    // read when the build runs
+	Content string `json:"content,omitempty"` // from environment:
 }
 
 // Port publishes a container port (or a range of them) on the host.

@@ -126,6 +126,9 @@ type Options struct {
 	// --from=NAME reads like the build context, or to docker-image://REF,
 	// which FROM NAME and --from=NAME take for the image REF.
 	NamedContexts map[string]string `json:"named_contexts,omitempty"`
+	// Secrets are what RUN --mount=type=secret,id=ID reads, by ID
+	// (Compose's build.secrets). They are in no cache key and no layer.
+	Secrets map[string][]byte `json:"secrets,omitempty"`
 	// SourceDateEpoch, when set, is the build's epoch (see the package
 	// doc); otherwise the SOURCE_DATE_EPOCH build arg, else 1970-01-01.
 	SourceDateEpoch *int64 `json:"source_date_epoch,omitempty"`

@@ -523,3 +523,34 @@ COPY --from=tools /which /which
 		t.Fatalf("FROM a directory context: %v", err)
 	}
 }
+
+// TestSecretMounts gives RUN --mount=type=secret its secret as a read-only
+// file, under /run/secrets/ID or a target, with buildkit's defaults; the
+// secret stays out of the image and out of the cache key.
+func TestSecretMounts(t *testing.T) {
+	t.Parallel()
+	e := enginetest.Open(t)
+	enginetest.Busybox(t, e, "busybox")
+	dir := newContext(t, `FROM busybox
+RUN --mount=type=secret,id=token cat /run/secrets/token > /seen; stat -c %a /run/secrets/token >> /seen
+RUN --mount=type=secret,id=token,target=/etc/tok,mode=0444 cat /etc/tok >> /seen; (echo x > /etc/tok) 2>/dev/null || echo read-only >> /seen
+RUN --mount=type=secret,id=absent ls /run/secrets 2>/dev/null | wc -l >> /seen
+`, nil)
+	opts := build.Options{Tags: []string{"secret:1"}, Secrets: map[string][]byte{"token": []byte("t0ken")}}
+	first, _ := mustBuild(t, e, dir, opts)
+	// Nothing of the mounts is left in the image, not even their mount points.
+	code, out := runImage(t, e, "secret:1", "sh", "-c", "cat /seen; ls -a /run /etc/tok 2>&1; true")
+	if code != 0 || out != "t0ken400\nt0kenread-only\n0\nls: /etc/tok: No such file or directory\n/run:\n.\n..\n" {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+	// Another value: every step from the cache.
+	opts.Secrets["token"] = []byte("other")
+	if again, _ := mustBuild(t, e, dir, opts); again.ImageID != first.ImageID || again.Cached != 3 {
+		t.Errorf("a new secret value rebuilt: %+v", again)
+	}
+	// A required secret that was not given fails the step, naming it.
+	dir2 := newContext(t, "FROM busybox\nRUN --mount=type=secret,id=npmrc,required true\n", nil)
+	if _, _, err := doBuild(t, e, dir2, build.Options{}); !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "no secret npmrc was given") {
+		t.Fatalf("required secret missing: %v", err)
+	}
+}

@@ -451,7 +451,16 @@ func (j *job) runMounts(ctx context.Context, sr *stageRun, mounts []*instruction
 			}
 			plans = append(plans, plan)
 			keys = append(keys, key)
-		case instructions.MountTypeSecret, instructions.MountTypeSSH:
+		case instructions.MountTypeSecret:
+			plan, key, ok, err := j.secretMount(m, &releases)
+			if err != nil {
+				return fail(err)
+			}
+			if ok {
+				plans = append(plans, plan)
+				keys = append(keys, key)
+			}
+		case instructions.MountTypeSSH:
 			if m.Required {
 				return fail(errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("RUN --mount=type=%s is not supported", m.Type)))
 			}
@@ -461,6 +470,65 @@ func (j *job) runMounts(ctx context.Context, sr *stageRun, mounts []*instruction
 		}
 	}
 	return plans, keys, release, nil
+}
+
+// secretMount plans a secret mount, as buildkit has it: the secret named
+// by id (else source, else the target's base name) as a read-only file at
+// the target (else /run/secrets/ID), mode 0400 unless set. A secret that
+// was not given is left out, or fails the step when it is required. The
+// key names the secret, not its value: a new value reuses the cache, as
+// with buildkit.
+func (j *job) secretMount(m *instructions.Mount, releases *[]func()) (mountPlan, string, bool, error) {
+	id := m.CacheID
+	if id == "" {
+		id = m.Source
+	}
+	if id == "" {
+		id = path.Base(m.Target)
+	}
+	if m.Env != nil {
+		return mountPlan{}, "", false, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("RUN --mount=type=secret,id=%s,env=: secrets as variables are not supported; mount it as a file", id))
+	}
+	data, ok := j.opts.Secrets[id]
+	if !ok {
+		if m.Required {
+			return mountPlan{}, "", false, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("RUN --mount=type=secret,id=%s,required: no secret %s was given (build.secrets)", id, id))
+		}
+		return mountPlan{}, "", false, nil
+	}
+	target := m.Target
+	if target == "" {
+		target = "/run/secrets/" + path.Base(id)
+	}
+	mode, uid, gid := os.FileMode(0o400), 0, 0
+	if m.Mode != nil {
+		mode = os.FileMode(*m.Mode).Perm()
+	}
+	if m.UID != nil {
+		uid = int(*m.UID)
+	}
+	if m.GID != nil {
+		gid = int(*m.GID)
+	}
+	resolve := func(context.Context) (runMount, error) {
+		dir, err := os.MkdirTemp(filepath.Join(j.b.dir, "tmp"), "secret-")
+		if err != nil {
+			return runMount{}, err
+		}
+		*releases = append(*releases, func() { os.RemoveAll(dir) })
+		file := filepath.Join(dir, "secret")
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			return runMount{}, fmt.Errorf("secret %s: %w", id, err)
+		}
+		if err := os.Chown(file, uid, gid); err != nil {
+			return runMount{}, fmt.Errorf("secret %s: %w", id, err)
+		}
+		if err := os.Chmod(file, mode); err != nil {
+			return runMount{}, fmt.Errorf("secret %s: %w", id, err)
+		}
+		return runMount{target: target, source: file, readOnly: true}, nil
+	}
+	return mountPlan{resolve: resolve}, fmt.Sprintf("secret:%s:%s", id, target), true, nil
 }
 
 // cacheMount plans a cache mount: ROOT/build/mounts/HASH, made with the
