@@ -116,19 +116,8 @@ func (m *developMatcher) match(path string, pending map[int]*pendingRule) {
 
 func (m *developMatcher) matchFile(path string, pending map[int]*pendingRule) {
 	for i, r := range m.rules {
-		rel, err := filepath.Rel(r.rule.Path, path)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		if !r.covers(path) {
 			continue
-		}
-		if rel != "." {
-			if ok, _ := r.ignore.MatchesOrParentMatches(rel); ok {
-				continue
-			}
-			if r.include != nil {
-				if ok, _ := r.include.MatchesOrParentMatches(rel); !ok {
-					continue
-				}
-			}
 		}
 		p := pending[i]
 		if p == nil {
@@ -137,6 +126,62 @@ func (m *developMatcher) matchFile(path string, pending map[int]*pendingRule) {
 		}
 		p.files[path] = true
 	}
+}
+
+// covers says whether path is under the rule's path and not left out by
+// its ignore and include patterns.
+func (r ruleMatcher) covers(path string) bool {
+	rel, err := filepath.Rel(r.rule.Path, path)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	if rel == "." {
+		return true
+	}
+	if ok, _ := r.ignore.MatchesOrParentMatches(rel); ok {
+		return false
+	}
+	if r.include != nil {
+		if ok, _ := r.include.MatchesOrParentMatches(rel); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// initialSync copies into the services' containers, for each sync rule
+// with initial_sync, every file its path holds (its patterns applied), as
+// docker compose does when its watch starts: the containers then start
+// from the local files, not from what the image had. Only the files are
+// copied; restarts and execs wait for changes.
+func initialSync(ctx context.Context, project string, m *developMatcher, dev Develop) (string, error) {
+	var done []string
+	for _, r := range m.rules {
+		switch r.rule.Action {
+		case ActionSync, ActionSyncRestart, ActionSyncExec:
+		default:
+			continue
+		}
+		if !r.rule.InitialSync {
+			continue
+		}
+		p := &pendingRule{service: r.service, rule: r.rule, files: map[string]bool{}}
+		_ = filepath.WalkDir(r.rule.Path, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && r.covers(path) {
+				p.files[path] = true
+			}
+			return nil
+		})
+		files := p.syncFiles()
+		if len(files) == 0 {
+			continue
+		}
+		if err := dev.Sync(ctx, project, r.service, files); err != nil {
+			return strings.Join(done, ", "), fmt.Errorf("service %s: initial sync: %w", r.service, err)
+		}
+		done = append(done, fmt.Sprintf("initial sync of %d file(s) to %s", len(files), r.service))
+	}
+	return strings.Join(done, ", "), nil
 }
 
 // syncFiles are the rule's changed files with their targets.

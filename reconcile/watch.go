@@ -123,6 +123,15 @@ func Watch(ctx context.Context, spec WatchSpec, converge Converger, drift <-chan
 	}
 
 	pass("start")
+	if spec.Develop != nil && rules != nil {
+		text, err := initialSync(ctx, spec.Project, rules, spec.Develop)
+		switch {
+		case err != nil:
+			report(WatchEvent{Time: time.Now().UTC(), Project: spec.Project, Trigger: "develop", Kind: "error", Text: err.Error()})
+		case text != "":
+			report(WatchEvent{Time: time.Now().UTC(), Project: spec.Project, Trigger: "develop", Kind: "applied", Text: text})
+		}
+	}
 	resync := time.NewTicker(spec.Resync)
 	defer resync.Stop()
 	var debounce, developDebounce <-chan time.Time

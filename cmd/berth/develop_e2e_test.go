@@ -44,6 +44,13 @@ func TestDevelopWatchSyncExecAndRebuild(t *testing.T) {
 		})
 	}
 
+	// initial_sync: the files that were there before the watch started are
+	// copied in when it starts (but not the ignored ones).
+	eventually("initial sync", func() bool { return p.execOut("app", "cat", "/srv/src/present.txt") == "before the watch" })
+	if out := p.execOut("app", "cat", "/srv/src/old.tmp"); out != "" {
+		t.Errorf("initial sync copied an ignored file: %q", out)
+	}
+
 	// sync: a new file in a new subdirectory appears; an ignored one does not.
 	write("src/pkg/hello.txt", "hello\n")
 	write("src/scratch.tmp", "ignored\n")
