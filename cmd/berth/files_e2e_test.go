@@ -31,6 +31,10 @@ func TestSecretsAndConfigsFromFileContentAndEnvironment(t *testing.T) {
 	if got := p.execOut("app", "stat", "-c", "%a %u %g", "/greeting"); got != "444 0 0" {
 		t.Errorf("greeting: mode and owner %q, want 444 0 0", got)
 	}
+	// inspect names the files but does not show what the secrets hold.
+	if out := p.berth("container", "inspect", "files-app-1"); !strings.Contains(out, "/run/secrets/token") || strings.Contains(out, "tok-1") || strings.Contains(out, "dG9rLTE") {
+		t.Errorf("inspect shows the secret or not its file:\n%s", out)
+	}
 	// Read-only, like every secret and config.
 	if _, _, err := p.berthErr("exec", "-T", "app", "sh", "-c", "echo x > /greeting"); err == nil {
 		t.Error("/greeting could be written")

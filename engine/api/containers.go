@@ -97,6 +97,9 @@ func labelFilter(q url.Values) map[string]string {
 func (h *containerHandlers) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	out := h.m.List(container.ListOptions{All: q.Get("all") != "", Labels: labelFilter(q)})
+	for i := range out {
+		out[i] = withoutFileContents(out[i])
+	}
 	if out == nil {
 		out = []container.Container{}
 	}
@@ -110,12 +113,29 @@ func (h *containerHandlers) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := h.m.Create(r.Context(), cfg)
-	answer(w, c, err)
+	answer(w, withoutFileContents(c), err)
+}
+
+// withoutFileContents keeps the contents of a container's secrets and
+// configs out of what the API shows (inspect, ls): secrets are files so
+// that they do not show where environment variables do. The daemon still
+// has them, to write at each start.
+func withoutFileContents(c container.Container) container.Container {
+	if len(c.Config.Files) == 0 {
+		return c
+	}
+	files := make([]container.File, len(c.Config.Files))
+	for i, f := range c.Config.Files {
+		f.Content = nil
+		files[i] = f
+	}
+	c.Config.Files = files
+	return c
 }
 
 func (h *containerHandlers) inspect(w http.ResponseWriter, r *http.Request) {
 	c, err := h.m.Get(r.PathValue("id"))
-	answer(w, c, err)
+	answer(w, withoutFileContents(c), err)
 }
 
 func (h *containerHandlers) start(w http.ResponseWriter, r *http.Request) {
