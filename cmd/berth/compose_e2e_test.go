@@ -29,6 +29,24 @@ func (p *project) lastProbe() string {
 	return lines[len(lines)-1]
 }
 
+// waitProbe waits until the probe counts want workers; if it never does,
+// the failure shows what a lookup from the probe's container answers now.
+func (p *project) waitProbe(want int) {
+	p.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := p.lastProbe()
+		if got == fmt.Sprintf("workers=%d", want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			out, stderr, err := p.berthErr("exec", "-T", "probe", "nslookup", "worker")
+			p.t.Fatalf("after 30s the probe says %q, want workers=%d; nslookup worker now: %v\n%s%s", got, want, err, out, stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestComposeLifecycle(t *testing.T) {
 	p := newProject(t, "app", "app")
 	p.importBusybox()
@@ -83,22 +101,12 @@ func TestComposeLifecycle(t *testing.T) {
 	if n := len(p.idsByService()["worker"]); n != 3 {
 		t.Fatalf("scale to 3: %d workers", n)
 	}
-	testutil.Eventually(t, 15*time.Second, func() error {
-		if got := p.lastProbe(); got != "workers=3" {
-			return fmt.Errorf("probe says %q", got)
-		}
-		return nil
-	})
+	p.waitProbe(3)
 	p.berth("up", "-d", "--scale", "worker=1")
 	if names := p.namesOf("worker"); len(names) != 1 || names[0] != "app-worker-1" {
 		t.Fatalf("scale down kept %v, want app-worker-1", names)
 	}
-	testutil.Eventually(t, 15*time.Second, func() error {
-		if got := p.lastProbe(); got != "workers=1" {
-			return fmt.Errorf("probe says %q", got)
-		}
-		return nil
-	})
+	p.waitProbe(1)
 
 	// cp out of and into a service's container (the named volume included).
 	local := filepath.Join(t.TempDir(), "value")

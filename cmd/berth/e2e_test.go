@@ -33,12 +33,26 @@ func newProject(t *testing.T, testdata, name string) *project {
 	}
 	p := &project{t: t, name: name, dir: dir, root: root}
 	t.Cleanup(func() {
+		if t.Failed() {
+			logDaemonTail(t, root)
+		}
 		// By name: the files may be broken when a test fails half-way.
 		_, _, _ = p.berthErr("watch", "stop", name)
 		_, _, _ = p.berthErr("-p", name, "down", "-v", "--remove-orphans", "-t", "1")
 		stopDaemon(t, root)
 	})
 	return p
+}
+
+// logDaemonTail shows the end of the daemon's log of root, so that a test
+// that failed (in CI, where nothing else is kept) says what the daemon saw.
+func logDaemonTail(t *testing.T, root string) {
+	b, err := os.ReadFile(filepath.Join(root, "daemon.log"))
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	t.Logf("the daemon's log, last %d of %d lines:\n%s", min(len(lines), 40), len(lines), strings.Join(lines[max(0, len(lines)-40):], "\n"))
 }
 
 // berth runs the CLI in the project directory and fails the test on error.
