@@ -1,7 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"net/netip"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/dnsresolver"
 	"github.com/berth-dev/berth/engine/container"
@@ -65,9 +70,21 @@ func endpointRecord(c *container.Container, ep container.Endpoint) (dnsresolver.
 	return rec, true
 }
 
-// listen gives a network its DNS listener.
+// listen gives a network its DNS listener. The gateway's port 53 may still
+// be held for a moment by the listener of a network that had the subnet
+// before (another state root's, being removed): a busy address is tried
+// again for up to two seconds rather than leaving the network without DNS.
 func (e *Engine) listen(n network.Network) {
-	if err := e.DNS.AddNetwork(dnsresolver.Network{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}); err != nil {
+	spec := dnsresolver.Network{Name: n.Name, Gateway: n.Gateway, Subnet: n.Subnet}
+	var err error
+	for wait, waited := 10*time.Millisecond, time.Duration(0); ; wait *= 2 {
+		if err = e.DNS.AddNetwork(spec); err == nil || !errors.Is(err, unix.EADDRINUSE) || waited >= 2*time.Second {
+			break
+		}
+		time.Sleep(wait)
+		waited += wait
+	}
+	if err != nil && !errdefs.IsAlreadyExists(err) {
 		e.log.Warn("dns: listen", "network", n.Name, "err", err)
 	}
 }

@@ -59,16 +59,20 @@ func (e *Engine) CreateNetwork(ctx context.Context, opts network.CreateOptions) 
 	return n, nil
 }
 
-// RemoveNetwork removes a network and its DNS listener.
+// RemoveNetwork removes a network and its DNS listener. The listener goes
+// first: once the bridge is gone its subnet is free, and another state
+// root may take it at once and need the gateway's port 53 for its own
+// listener. Should the network stay (it is in use), it listens again.
 func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
 	n, err := e.Networks.Get(name)
 	if err != nil {
 		return err
 	}
+	_ = e.DNS.RemoveNetwork(n.Name)
 	if err := e.Networks.Remove(n.ID); err != nil {
+		e.listen(n)
 		return err
 	}
-	_ = e.DNS.RemoveNetwork(n.Name)
 	return nil
 }
 
