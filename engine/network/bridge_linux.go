@@ -107,25 +107,51 @@ func writeSysctl(name, value string) error {
 // it off (other software may rely on it, and so may another state root).
 func enableForwarding() error { return writeSysctl("net/ipv4/ip_forward", "1") }
 
-// hostMTU is the MTU of the interface of the host's default route, 1500 when
-// there is none: a container's packets leave through it, so a larger MTU
-// inside would only fragment.
-func hostMTU() int {
+// defaultRouteLinks are the interfaces of the host's IPv4 default routes.
+func defaultRouteLinks() []netlink.Link {
 	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return 1500
+		return nil
 	}
+	var out []netlink.Link
 	for _, r := range routes {
 		if r.Dst != nil && r.Dst.IP != nil {
 			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
 				continue
 			}
 		}
-		if link, err := netlink.LinkByIndex(r.LinkIndex); err == nil && link.Attrs().MTU > 0 {
+		if link, err := netlink.LinkByIndex(r.LinkIndex); err == nil {
+			out = append(out, link)
+		}
+	}
+	return out
+}
+
+// hostMTU is the MTU of the interface of the host's default route, 1500 when
+// there is none: a container's packets leave through it, so a larger MTU
+// inside would only fragment.
+func hostMTU() int {
+	for _, link := range defaultRouteLinks() {
+		if link.Attrs().MTU > 0 {
 			return link.Attrs().MTU
 		}
 	}
 	return 1500
+}
+
+// HostAddress is an IPv4 address of the interface of the host's default
+// route: the host's own address, on which published ports are reached from
+// other machines (and, by hairpin, from containers).
+func HostAddress() (netip.Addr, bool) {
+	for _, link := range defaultRouteLinks() {
+		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				return ip.Unmap(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // hostPrefixes are the IPv4 prefixes the host already routes or holds: a

@@ -245,24 +245,8 @@ func hostPort(a netip.Addr, port uint16) string {
 // (eth0 here): what "the host's own address" means in the port tests.
 func hostAddress(t testing.TB) netip.Addr {
 	t.Helper()
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
-			continue
-		}
-		link, err := netlink.LinkByIndex(r.LinkIndex)
-		if err != nil {
-			continue
-		}
-		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok {
-				return ip.Unmap()
-			}
-		}
+	if ip, ok := HostAddress(); ok {
+		return ip
 	}
 	if testutil.InCI() {
 		t.Fatal("no IPv4 address on the host's default-route interface (under CI=true this fails)")

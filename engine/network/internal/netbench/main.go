@@ -22,7 +22,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/berth-dev/berth/engine/network"
@@ -84,7 +83,7 @@ func run(duration time.Duration, conns, threads, rounds, attaches int) error {
 		{"direct to the container", fmt.Sprintf("http://%s/", netip.AddrPortFrom(ep.IP(), 8080))},
 		{"published on 127.0.0.1", fmt.Sprintf("http://127.0.0.1:%d/", hp)},
 	}
-	if host, ok := hostAddress(); ok {
+	if host, ok := network.HostAddress(); ok {
 		paths = append(paths, struct{ name, url string }{"published on the host address " + host.String(), fmt.Sprintf("http://%s/", netip.AddrPortFrom(host, hp))})
 	}
 	results := make([][]float64, len(paths))
@@ -238,28 +237,4 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-// hostAddress is an IPv4 address of the interface of the default route.
-func hostAddress() (netip.Addr, bool) {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	for _, r := range routes {
-		if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
-			continue
-		}
-		link, err := netlink.LinkByIndex(r.LinkIndex)
-		if err != nil {
-			continue
-		}
-		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
-		for _, a := range addrs {
-			if ip, ok := netip.AddrFromSlice(a.IP); ok {
-				return ip.Unmap(), true
-			}
-		}
-	}
-	return netip.Addr{}, false
 }
