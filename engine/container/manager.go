@@ -262,6 +262,18 @@ func (m *Manager) Get(ref string) (Container, error) {
 	return *e.c, nil
 }
 
+// entries is a snapshot of the containers' entries, to visit each under its
+// own lock without holding m.mu.
+func (m *Manager) entries() []*entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*entry, 0, len(m.containers))
+	for _, e := range m.containers {
+		out = append(out, e)
+	}
+	return out
+}
+
 // ListOptions filter List.
 type ListOptions struct {
 	All    bool              // also containers that do not run
@@ -270,12 +282,7 @@ type ListOptions struct {
 
 // List returns copies of the records that opts select, by name.
 func (m *Manager) List(opts ListOptions) []Container {
-	m.mu.Lock()
-	entries := make([]*entry, 0, len(m.containers))
-	for _, e := range m.containers {
-		entries = append(entries, e)
-	}
-	m.mu.Unlock()
+	entries := m.entries()
 	var out []Container
 	for _, e := range entries {
 		e.op.Lock()

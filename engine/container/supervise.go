@@ -270,12 +270,7 @@ func (m *Manager) resync(ctx context.Context) error {
 	for _, c := range list {
 		known[c.ID] = c.Pid
 	}
-	m.mu.Lock()
-	entries := make([]*entry, 0, len(m.containers))
-	for _, e := range m.containers {
-		entries = append(entries, e)
-	}
-	m.mu.Unlock()
+	entries := m.entries()
 	var errs []error
 	for _, e := range entries {
 		e.op.Lock()
