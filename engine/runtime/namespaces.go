@@ -37,48 +37,28 @@ var joinOrder = [...]specs.LinuxNamespaceType{
 	specs.PIDNamespace, specs.CgroupNamespace, specs.MountNamespace,
 }
 
-// procName is the file name of a namespace type under /proc/PID/ns.
-func procName(t specs.LinuxNamespaceType) string {
-	switch t {
-	case specs.PIDNamespace:
-		return "pid"
-	case specs.NetworkNamespace:
-		return "net"
-	case specs.MountNamespace:
-		return "mnt"
-	case specs.IPCNamespace:
-		return "ipc"
-	case specs.UTSNamespace:
-		return "uts"
-	case specs.UserNamespace:
-		return "user"
-	case specs.CgroupNamespace:
-		return "cgroup"
-	case specs.TimeNamespace:
-		return "time"
-	}
-	return ""
+// namespaceKinds are the namespace types the runtime knows: the name of
+// each under /proc/PID/ns, and its clone flag (none for time, which the
+// runtime only joins).
+var namespaceKinds = map[specs.LinuxNamespaceType]struct {
+	proc string
+	flag uintptr
+}{
+	specs.PIDNamespace:     {"pid", unix.CLONE_NEWPID},
+	specs.NetworkNamespace: {"net", unix.CLONE_NEWNET},
+	specs.MountNamespace:   {"mnt", unix.CLONE_NEWNS},
+	specs.IPCNamespace:     {"ipc", unix.CLONE_NEWIPC},
+	specs.UTSNamespace:     {"uts", unix.CLONE_NEWUTS},
+	specs.UserNamespace:    {"user", unix.CLONE_NEWUSER},
+	specs.CgroupNamespace:  {"cgroup", unix.CLONE_NEWCGROUP},
+	specs.TimeNamespace:    {"time", 0},
 }
 
-func cloneFlag(t specs.LinuxNamespaceType) uintptr {
-	switch t {
-	case specs.PIDNamespace:
-		return unix.CLONE_NEWPID
-	case specs.NetworkNamespace:
-		return unix.CLONE_NEWNET
-	case specs.MountNamespace:
-		return unix.CLONE_NEWNS
-	case specs.IPCNamespace:
-		return unix.CLONE_NEWIPC
-	case specs.UTSNamespace:
-		return unix.CLONE_NEWUTS
-	case specs.UserNamespace:
-		return unix.CLONE_NEWUSER
-	case specs.CgroupNamespace:
-		return unix.CLONE_NEWCGROUP
-	}
-	return 0
-}
+// procName is the file name of a namespace type under /proc/PID/ns, "" for
+// an unknown type.
+func procName(t specs.LinuxNamespaceType) string { return namespaceKinds[t].proc }
+
+func cloneFlag(t specs.LinuxNamespaceType) uintptr { return namespaceKinds[t].flag }
 
 // planNamespaces sorts a spec's namespaces into created and joined ones.
 func planNamespaces(nss []specs.LinuxNamespace) (nsPlan, error) {
