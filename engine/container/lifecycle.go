@@ -17,7 +17,6 @@ import (
 
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/engine/container/monitor"
-	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/volume"
 	"github.com/berth-dev/berth/internal/atomicfile"
@@ -278,7 +277,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		}
 		netDone <- err
 	}()
-	mounts, img, fsErr := m.prepareFilesystem(ctx, c)
+	mounts, imageConfig, fsErr := m.prepareFilesystem(ctx, c)
 	netErr := <-netDone
 	if fsErr == nil {
 		undo = append(undo, func() { _ = m.unmountRootfs(c.ID) })
@@ -292,7 +291,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if m.observer != nil && len(c.Network.Networks) > 0 {
 		m.observer.Attached(c)
 	}
-	spec, err := m.buildSpec(c, img.Config, mounts, netns)
+	spec, err := m.buildSpec(c, imageConfig, mounts, netns)
 	if err != nil {
 		return err
 	}
@@ -371,24 +370,24 @@ func classifyStartError(err error) error {
 }
 
 // prepareFilesystem mounts the container's rootfs and resolves its mounts
-// (filling empty volumes from the image) and its image; on failure the
-// rootfs is unmounted again.
-func (m *Manager) prepareFilesystem(ctx context.Context, c *Container) ([]specs.Mount, image.Image, error) {
+// (filling empty volumes from the image) and its image's config; on
+// failure the rootfs is unmounted again.
+func (m *Manager) prepareFilesystem(ctx context.Context, c *Container) ([]specs.Mount, *v1.ConfigFile, error) {
 	lower, err := m.images.Snapshots(ctx, c.ImageID)
 	if err != nil {
-		return nil, image.Image{}, err
+		return nil, nil, err
 	}
 	if err := m.mountRootfs(c.ID, lower); err != nil {
-		return nil, image.Image{}, err
+		return nil, nil, err
 	}
 	mounts, err := m.prepareMounts(c)
-	var img image.Image
+	var config *v1.ConfigFile
 	if err == nil {
-		img, err = m.images.Resolve(ctx, c.ImageID)
+		config, err = m.images.ConfigOf(ctx, c.ImageID)
 	}
 	if err != nil {
 		_ = m.unmountRootfs(c.ID)
-		return nil, image.Image{}, err
+		return nil, nil, err
 	}
-	return mounts, img, nil
+	return mounts, config, nil
 }

@@ -105,6 +105,21 @@ func (s *Store) Resolve(ctx context.Context, ref string) (Image, error) {
 	return s.image(rec)
 }
 
+// ConfigOf returns a copy of the config of an image (found as Resolve
+// finds it) from the parsed metadata the store keeps, with none of
+// Resolve's per-layer reads: what a container start needs.
+func (s *Store) ConfigOf(ctx context.Context, ref string) (*v1.ConfigFile, error) {
+	rec, err := lookup(s.snapshotIndex(), ref)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.loadMeta(rec)
+	if err != nil {
+		return nil, err
+	}
+	return m.config.DeepCopy(), nil
+}
+
 // List lists the store's images, newest first.
 func (s *Store) List(ctx context.Context, opts ListOptions) ([]Summary, error) {
 	s.mu.Lock()
