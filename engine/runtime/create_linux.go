@@ -24,6 +24,19 @@ import (
 // cgroup and inside its root filesystem, and waits for Start to exec the
 // spec's process. On failure nothing of it remains.
 func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio IO) (Process, error) {
+	return r.createFrom(ctx, id, bundle, stdio, nil)
+}
+
+// CreatePrepared is Create with a setup stage started by Prepare, which it
+// takes over (and its stdio): the container's process is p's. A stage
+// that does not fit the spec (other namespaces) is closed and a new one
+// started, with the same stdio, as Create does.
+func (r *Runtime) CreatePrepared(ctx context.Context, id, bundle string, p *Prepared) (Process, error) {
+	defer p.Close()
+	return r.createFrom(ctx, id, bundle, p.io, p)
+}
+
+func (r *Runtime) createFrom(ctx context.Context, id, bundle string, stdio IO, prep *Prepared) (Process, error) {
 	if err := checkID(id); err != nil {
 		return Process{}, err
 	}
@@ -77,7 +90,18 @@ func (r *Runtime) Create(ctx context.Context, id, bundle string, stdio IO) (Proc
 		os.RemoveAll(dir)
 		return Process{}, fmt.Errorf("create container %s: %w", id, err)
 	}
-	p, err := r.create(ctx, dir, rec, spec, ns, stdio)
+	var early *earlyStage
+	if prep != nil {
+		netPath, err := prep.fits(id, ns, rec.Cgroup)
+		if err == nil {
+			early = &earlyStage{c: prep.c, netPath: netPath}
+			prep.c = nil
+		} else {
+			r.log.Warn("container "+id+": prepared setup stage not used: "+err.Error(), "container", id)
+			prep.Close() // now: its cgroup may be the one about to be made
+		}
+	}
+	p, err := r.create(ctx, dir, rec, spec, ns, stdio, early)
 	if err != nil {
 		if derr := r.destroy(rec); derr != nil {
 			err = errors.Join(err, derr)
@@ -93,7 +117,7 @@ func (r *Runtime) cgroupPath(id string, spec *specs.Spec) string {
 	p := spec.Linux.CgroupsPath
 	switch {
 	case p == "":
-		return "/" + r.cfg.CgroupParent + "/" + id
+		return r.defaultCgroup(id)
 	case filepath.IsAbs(p):
 		return filepath.Clean(p)
 	default:
@@ -101,7 +125,14 @@ func (r *Runtime) cgroupPath(id string, spec *specs.Spec) string {
 	}
 }
 
-func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *specs.Spec, ns nsPlan, stdio IO) (Process, error) {
+// earlyStage is a prepared setup stage that create takes over, and the
+// network namespace it is to enter.
+type earlyStage struct {
+	c       *child
+	netPath string
+}
+
+func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *specs.Spec, ns nsPlan, stdio IO, early *earlyStage) (Process, error) {
 	cg, err := r.host.Cgroup(rec.Cgroup)
 	if err != nil {
 		return Process{}, err
@@ -112,8 +143,10 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	// at execve.
 	res, pids := splitPids(spec.Linux.Resources)
 	makeCgroup := func() error {
-		if err := cg.Create(); err != nil {
-			return err
+		if early == nil {
+			if err := cg.Create(); err != nil {
+				return err
+			}
 		}
 		return r.setResources(rec.ID, cg, res)
 	}
@@ -123,7 +156,7 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	// for an RCU grace period (see WarmMigration, started by Create), so
 	// mkdir would wait for it; the clone and the child's start need not.
 	cgfd := -1
-	if r.host.Version == cgroups.V2 {
+	if r.host.Version == cgroups.V2 && early == nil {
 		if err := makeCgroup(); err != nil {
 			return Process{}, err
 		}
@@ -151,12 +184,30 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 		return Process{}, fmt.Errorf("open exec fifo: %w", err)
 	}
 	defer fifo.Close()
-	c, err := r.spawn(spawnRequest{
-		ns: ns, pidfd: -1, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, io: stdio, fifo: fifo,
-	})
-	if err != nil {
-		return Process{}, err
+	var c *child
+	var handoff []int // descriptors sent with the bootstrap: the fifo, the network namespace
+	if early != nil {
+		// Already cloned and started: it gets the exec fifo, and the
+		// network namespace to enter, with its bootstrap.
+		c = early.c
+		handoff = append(handoff, int(fifo.Fd()))
+		if early.netPath != "" {
+			nsf, err := os.Open(early.netPath)
+			if err != nil {
+				c.abort()
+				return Process{}, fmt.Errorf("open network namespace %s: %w", early.netPath, err)
+			}
+			defer nsf.Close()
+			handoff = append(handoff, int(nsf.Fd()))
+		}
+	} else {
+		c, err = r.spawn(spawnRequest{
+			ns: ns, pidfd: -1, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
+			cgroupFD: cgfd, io: stdio, fifo: fifo,
+		})
+		if err != nil {
+			return Process{}, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -164,7 +215,14 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 			c.abort()
 		}
 	}()
-	if cgfd < 0 {
+	switch {
+	case early != nil:
+		// Prepare made the cgroup and put the stage in it: only the
+		// spec's limits are left to set.
+		if err := makeCgroup(); err != nil {
+			return Process{}, err
+		}
+	case cgfd < 0:
 		// The child waits for its bootstrap before it does anything: it is
 		// in its cgroup before any work of its own.
 		if err := makeCgroup(); err != nil {
@@ -180,12 +238,12 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	boot := &bootstrap{
 		Mode: modeContainer, Spec: withoutSeccomp(spec), Rootfs: rec.Rootfs, Bundle: rec.Bundle,
 		Seccomp: prog.Bytes(), New: ns.new, Cgroups: cg.Mounts(), Failpoints: r.childFailpoints(),
-		ExtraFiles: len(stdio.ExtraFiles),
+		ExtraFiles: len(stdio.ExtraFiles), Handoff: len(handoff) > 0, JoinNet: len(handoff) > 1,
 	}
 	if spec.Linux.Seccomp != nil {
 		boot.SeccompFlags = spec.Linux.Seccomp.Flags
 	}
-	console, err := r.handshake(ctx, c, rec.ID, boot, stdio.ConsoleSocket)
+	console, err := r.handshake(ctx, c, rec.ID, boot, stdio.ConsoleSocket, handoff...)
 	if err != nil {
 		return Process{}, err
 	}
@@ -213,6 +271,9 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 	return Process{Pid: c.pid, Console: console}, nil
 }
 
+// defaultCgroup is the cgroup of container id when its spec names none.
+func (r *Runtime) defaultCgroup(id string) string { return "/" + r.cfg.CgroupParent + "/" + id }
+
 // splitPids separates the pids limit from the other resources.
 func splitPids(r *specs.LinuxResources) (rest, pids *specs.LinuxResources) {
 	if r == nil || r.Pids == nil {
@@ -233,7 +294,7 @@ func (r *Runtime) setResources(id string, cg cgroups.Cgroup, res *specs.LinuxRes
 
 // handshake sends the bootstrap and reads the child's messages until it is
 // ready. A console it sends goes to the console socket, or is returned.
-func (r *Runtime) handshake(ctx context.Context, c *child, id string, boot *bootstrap, consoleSocket string) (*os.File, error) {
+func (r *Runtime) handshake(ctx context.Context, c *child, id string, boot *bootstrap, consoleSocket string, fds ...int) (*os.File, error) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -244,7 +305,7 @@ func (r *Runtime) handshake(ctx context.Context, c *child, id string, boot *boot
 		case <-stop:
 		}
 	}()
-	if err := c.ch.send(&message{Type: msgBootstrap, Bootstrap: boot}); err != nil {
+	if err := c.ch.send(&message{Type: msgBootstrap, Bootstrap: boot}, fds...); err != nil {
 		return nil, r.childFailure(ctx, c, err)
 	}
 	var console *os.File

@@ -90,6 +90,12 @@ type bootstrap struct {
 	// ExtraFiles is how many descriptors from 3 on are the process's: the
 	// setup stage closes every other one at exec.
 	ExtraFiles int `json:"extraFiles,omitempty"`
+	// Handoff is set for a stage started by Prepare: the exec fifo comes
+	// with the bootstrap, not at clone time, and with JoinNet a network
+	// namespace to enter after it. Such a stage unshares its mount
+	// namespace itself.
+	Handoff bool `json:"handoff,omitempty"`
+	JoinNet bool `json:"joinNet,omitempty"`
 	// Failpoints arms internal/failpoint in the child (tests).
 	Failpoints string `json:"failpoints,omitempty"`
 }

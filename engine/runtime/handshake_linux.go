@@ -132,4 +132,11 @@ func (c *channel) recv() (*message, []int, error) {
 	return m, fds, nil
 }
 
+// readable says whether a message (or the other end's close) waits.
+func (c *channel) readable() bool {
+	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0
+}
+
 func (c *channel) close() error { return c.f.Close() }

@@ -220,9 +220,15 @@ func (r *Runtime) signal(rec *record, sig syscall.Signal) error {
 func (r *Runtime) Delete(ctx context.Context, id string, opts DeleteOptions) error {
 	rec, unlock, err := r.locked(id)
 	if errdefs.IsNotFound(err) {
-		// No state file: nothing, or a directory Create made before it died.
+		// No state file: nothing, or a directory Create made before it died,
+		// or the cgroup of a setup stage prepared for it (Prepare) whose
+		// caller died before it was used: empty, since the stage dies with
+		// its caller.
 		if checkID(id) == nil {
 			os.RemoveAll(r.dir(id))
+			cg := r.defaultCgroup(id)
+			r.host.RemoveIfEmpty(cg)
+			r.host.RemoveIfEmpty(filepath.Dir(cg))
 		}
 		return nil
 	}

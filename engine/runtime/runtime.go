@@ -31,6 +31,12 @@
 // Cgroups are named after Config.CgroupParent, so that two state roots never
 // touch each other's containers.
 //
+// Prepare starts a container's setup stage before its bundle exists, so
+// that the stage's clone and start-up overlap the caller's own work;
+// CreatePrepared then gives it the bundle. The stage enters what is only
+// known then (its mount namespace, a network namespace to join) on the
+// thread that sets up and execs.
+//
 // Exec starts another process in a running container's namespaces and
 // cgroup, also as the caller's child, for `berth exec` and healthchecks.
 //

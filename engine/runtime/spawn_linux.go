@@ -13,7 +13,8 @@ import (
 )
 
 // initEnv is the environment variable that tells the setup stage which of
-// its descriptors are the handshake socket, the exec fifo and its own binary.
+// its descriptors are the handshake socket, the exec fifo and its own
+// binary, and (a fourth field, "prepared") that it was started by Prepare.
 const initEnv = "_BERTH_INIT"
 
 // spawnRequest is one setup stage to start.
@@ -29,6 +30,7 @@ type spawnRequest struct {
 	cgroupFD   int      // clone into this cgroup (v2); -1 for none
 	io         IO       // stdio and extra files
 	fifo       *os.File // exec fifo, container mode only
+	prepared   bool     // started by Prepare: its bootstrap is not waiting
 }
 
 // child is a setup stage just started.
@@ -89,7 +91,11 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 	// One P and no GC: the setup stage allocates little and lives briefly,
 	// and each thread it does not start is one that a pids limit does not
 	// count and execve does not have to tear down.
-	env := []string{fmt.Sprintf("%s=%d,%d,%d", initEnv, syncIdx, fifoIdx, exeIdx), "GOMAXPROCS=1", "GOGC=off"}
+	fds := fmt.Sprintf("%d,%d,%d", syncIdx, fifoIdx, exeIdx)
+	if req.prepared {
+		fds += ",prepared"
+	}
+	env := []string{initEnv + "=" + fds, "GOMAXPROCS=1", "GOGC=off"}
 	attr := &syscall.ProcAttr{
 		Env:   env,
 		Files: files,

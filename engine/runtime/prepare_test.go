@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// runPrepared creates a container from a stage started by Prepare with
+// the given namespaces, and runs it to its end. Its root filesystem is
+// mounted after the stage started, as the engine mounts it, on a host
+// whose mounts do not propagate.
+func runPrepared(t *testing.T, rt *Runtime, id, bundle string, namespaces []specs.LinuxNamespace) (result, bool) {
+	t.Helper()
+	out, errOut := newCapture(t), newCapture(t)
+	p, err := rt.Prepare(id, namespaces, IO{Stdout: out.w, Stderr: errOut.w})
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	stage := p.Pid()
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.Rename(rootfs, rootfs+".dir"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(rootfs+".dir", rootfs, "", unix.MS_BIND|unix.MS_PRIVATE, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(rootfs, unix.MNT_DETACH) })
+	proc, err := rt.CreatePrepared(context.Background(), id, bundle, p)
+	if err != nil {
+		out.text()
+		errOut.text()
+		t.Fatalf("create: %v", err)
+	}
+	t.Cleanup(func() { rt.Delete(context.Background(), id, DeleteOptions{Force: true}) })
+	if err := rt.Start(context.Background(), id); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	ws := reap(proc.Pid)
+	res := result{stdout: out.text(), stderr: errOut.text(), status: ws}
+	if err := rt.Delete(context.Background(), id, DeleteOptions{}); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	return res, proc.Pid == stage
+}
+
+// TestPreparedStageBecomesTheContainer: a stage started before the spec
+// exists becomes the container's process, in the spec's namespaces,
+// cgroup and root filesystem, and with a joined network namespace that
+// was only named at create.
+func TestPreparedStageBecomesTheContainer(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	script := "hostname; readlink /proc/self/ns/net; echo pid $$; cat /proc/self/cgroup | grep -c :/$; ls /proc/1/root/etc/passwd"
+
+	// Its own network namespace, as network_mode none.
+	b := bundle(t, root, []string{"sh", "-c", script}, nil)
+	spec, err := LoadSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, used := runPrepared(t, rt, "own-net", b, spec.Linux.Namespaces)
+	if !used {
+		t.Fatal("the prepared stage was not used for a spec with the namespaces it was prepared with")
+	}
+	lines := strings.Split(res.stdout, "\n")
+	host, _ := os.Readlink("/proc/self/ns/net")
+	if res.code() != 0 || len(lines) < 5 || lines[0] != "box" || lines[1] == host || lines[2] != "pid 1" || lines[4] != "/proc/1/root/etc/passwd" {
+		t.Fatalf("got %q (stderr %q, code %d): want hostname box, a network namespace of its own, pid 1, its root", res.stdout, res.stderr, res.code())
+	}
+
+	// A network namespace joined by path, as a bridge network's sandbox.
+	first := bundle(t, root, []string{"sleep", "30"}, nil)
+	a := start(t, rt, "first", first)
+	netPath := fmt.Sprintf("/proc/%d/ns/net", a.Pid)
+	want, err := os.Readlink(netPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(s *specs.Spec) {
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = netPath
+			}
+		}
+	}
+	b = bundle(t, root, []string{"sh", "-c", script + "; ip -o link show lo | grep -c UP"}, join)
+	if spec, err = LoadSpec(b); err != nil {
+		t.Fatal(err)
+	}
+	shape := append([]specs.LinuxNamespace(nil), spec.Linux.Namespaces...)
+	for i, n := range shape {
+		if n.Type == specs.NetworkNamespace {
+			shape[i].Path = "to be named at create"
+		}
+	}
+	res, used = runPrepared(t, rt, "joined-net", b, shape)
+	if !used {
+		t.Fatal("the prepared stage was not used for a spec joining the network namespace it was prepared to join")
+	}
+	if lines = strings.Split(res.stdout, "\n"); res.code() != 0 || len(lines) < 2 || lines[1] != want {
+		t.Fatalf("got %q (stderr %q): want the first container's network namespace %s", res.stdout, res.stderr, want)
+	}
+	if err := rt.Kill(context.Background(), "first", unix.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	a.wait(t)
+}
+
+// TestPreparedStageThatDoesNotFitIsReplaced: prepared for other
+// namespaces than the spec's, the stage is ended and the container
+// created as Create would, with the same stdio.
+func TestPreparedStageThatDoesNotFitIsReplaced(t *testing.T) {
+	t.Parallel()
+	rt, root, log := newRuntimeLog(t)
+	b := bundle(t, root, []string{"sh", "-c", "echo hello"}, nil)
+	res, used := runPrepared(t, rt, "replaced", b, []specs.LinuxNamespace{{Type: specs.MountNamespace}})
+	if used {
+		t.Fatal("a stage prepared with a mount namespace only became a container whose spec has five")
+	}
+	if res.code() != 0 || res.stdout != "hello\n" {
+		t.Fatalf("got %q (stderr %q, code %d), want hello", res.stdout, res.stderr, res.code())
+	}
+	if !strings.Contains(log.String(), "prepared setup stage not used") {
+		t.Fatalf("log %q does not say why the prepared stage was not used", log.String())
+	}
+}
+
+// TestPreparedStageClosedUnused: a stage prepared and never used ends,
+// reaped, when closed; joins it cannot make are refused up front.
+func TestPreparedStageClosedUnused(t *testing.T) {
+	t.Parallel()
+	rt, _ := newRuntime(t)
+	p, err := rt.Prepare("unused", []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}}, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.Pid()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil || !strings.Contains(string(b), "/unused\n") {
+		t.Fatalf("the prepared stage's cgroups %q (%v): want the container's, .../unused", b, err)
+	}
+	p.Close()
+	p.Close()
+	if err := unix.Kill(pid, 0); err != unix.ESRCH {
+		t.Fatalf("the closed stage, pid %d, is still there: kill 0 = %v", pid, err)
+	}
+	// (The state root's leak check finds a cgroup left behind.)
+	_, err = rt.Prepare("unused", []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace, Path: "/proc/1/ns/pid"}}, IO{})
+	if !errdefs.IsNotImplemented(err) {
+		t.Fatalf("preparing a stage that joins a pid namespace: %v, want not implemented", err)
+	}
+}
+
+// TestWarmBootstrapDecodes: the warm-up decodes every field it names into
+// the bootstrap's types, so a renamed field shows here.
+func TestWarmBootstrapDecodes(t *testing.T) {
+	d := json.NewDecoder(strings.NewReader(warmBootstrap))
+	d.DisallowUnknownFields()
+	var m message
+	if err := d.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Bootstrap == nil || m.Bootstrap.Spec.Linux.Resources.Memory == nil || len(m.Bootstrap.Cgroups) != 1 {
+		t.Fatalf("decoded %+v: want a bootstrap with a spec, resources and cgroups", m)
+	}
+}
