@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/internal/rootid"
@@ -40,8 +42,45 @@ func MonitorMain(version string) {
 type monitorRuntime struct{ rt *runtime.Runtime }
 
 func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
+	return m.create(ctx, id, bundle, stdio, nil)
+}
+
+func (m monitorRuntime) Prepare(id string, namespaces []specs.LinuxNamespace, stdio monitor.Stdio) (monitor.PreparedStage, error) {
+	p, err := m.rt.Prepare(id, namespaces, runtimeIO(stdio))
+	if err != nil {
+		return nil, err
+	}
+	return preparedStage{p, stdio}, nil
+}
+
+// preparedStage is a runtime.Prepared with the stdio it was given, for a
+// second attempt at create without it.
+type preparedStage struct {
+	p     *runtime.Prepared
+	stdio monitor.Stdio
+}
+
+func (p preparedStage) Close() { p.p.Close() }
+
+func (m monitorRuntime) CreatePrepared(ctx context.Context, id, bundle string, stage monitor.PreparedStage) (int, *os.File, error) {
+	p := stage.(preparedStage)
+	return m.create(ctx, id, bundle, p.stdio, p.p)
+}
+
+func runtimeIO(stdio monitor.Stdio) runtime.IO {
+	return runtime.IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr}
+}
+
+func (m monitorRuntime) create(ctx context.Context, id, bundle string, stdio monitor.Stdio, prep *runtime.Prepared) (int, *os.File, error) {
 	for attempt := 1; ; attempt++ {
-		p, err := m.rt.Create(ctx, id, bundle, runtime.IO{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr})
+		var p runtime.Process
+		var err error
+		if prep != nil {
+			p, err = m.rt.CreatePrepared(ctx, id, bundle, prep)
+			prep = nil // used or closed either way
+		} else {
+			p, err = m.rt.Create(ctx, id, bundle, runtimeIO(stdio))
+		}
 		if err == nil {
 			return p.Pid, p.Console, nil
 		}

@@ -163,6 +163,24 @@ func (c *Client) Create(ctx context.Context, req Request) (int, *Streams, error)
 	return resp.Pid, streamsOf(resp.Streams, fds), nil
 }
 
+// Prepare has the monitor start the setup stage of container req.ID
+// (whose spec will list req.Namespaces, with req.Stdin and req.Terminal
+// as its create will ask) ahead of its create, which takes it. It returns
+// once the stage is reserved; a later Create finds it.
+func (c *Client) Prepare(ctx context.Context, req Request) error {
+	req.Op = "prepare"
+	_, fds, err := c.call(ctx, req)
+	closeFds(fds)
+	return err
+}
+
+// Discard ends container id's prepared setup stage, if it has one.
+func (c *Client) Discard(ctx context.Context, id string) error {
+	_, fds, err := c.call(ctx, Request{Op: "discard", ID: id})
+	closeFds(fds)
+	return err
+}
+
 // Start releases a created container to run its process.
 func (c *Client) Start(ctx context.Context, id string) error {
 	_, _, err := c.call(ctx, Request{Op: "start", ID: id})

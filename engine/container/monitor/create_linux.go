@@ -32,52 +32,37 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 	if err != nil {
 		return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 	}
-	var ours, theirs []*os.File // our ends (kept on success), the container's (closed once it has them)
-	cleanup := func(all bool) {
-		for _, f := range theirs {
-			f.Close()
+	var pipes *stdioPipes
+	var pid int
+	var console *os.File
+	if prep := s.takePrepared(req.ID); prep != nil && prep.terminal == req.Terminal && prep.stdin == req.Stdin {
+		pipes = prep.pipes
+		pid, console, err = s.rt.CreatePrepared(context.Background(), req.ID, req.Bundle, prep.stage)
+	} else {
+		if prep != nil {
+			prep.close()
 		}
-		if all {
-			for _, f := range ours {
-				f.Close()
-			}
+		if pipes, err = newStdioPipes(req.Terminal, req.Stdin); err != nil {
 			lw.Close()
-		}
-	}
-	var stdio Stdio
-	var outR, errR, stdinW *os.File
-	if !req.Terminal {
-		var outW, errW, stdinR *os.File
-		if outR, outW, err = os.Pipe(); err == nil {
-			ours, theirs = append(ours, outR), append(theirs, outW)
-			if errR, errW, err = os.Pipe(); err == nil {
-				ours, theirs = append(ours, errR), append(theirs, errW)
-			}
-		}
-		if err == nil && req.Stdin {
-			if stdinR, stdinW, err = os.Pipe(); err == nil {
-				ours, theirs = append(ours, stdinW), append(theirs, stdinR)
-			}
-		}
-		if err != nil {
-			cleanup(true)
 			return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 		}
-		stdio = Stdio{Stdin: stdinR, Stdout: outW, Stderr: errW}
+		pid, console, err = s.rt.Create(context.Background(), req.ID, req.Bundle, pipes.stdio)
 	}
-	pid, console, err := s.rt.Create(context.Background(), req.ID, req.Bundle, stdio)
 	if err == nil && req.Terminal && console == nil {
 		err = errors.New("the runtime gave no pty")
 	}
 	if err != nil {
-		cleanup(true)
+		pipes.closeAll()
+		lw.Close()
 		return 0, nil, nil, fmt.Errorf("create %s: %w", req.ID, err)
 	}
-	cleanup(false)
+	pipes.closeTheirs()
+	outR, errR, stdinW := pipes.outR, pipes.errR, pipes.stdinW
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		// Without a pidfd the exit would go unnoticed; refuse rather than lose it.
-		cleanup(true)
+		pipes.closeAll()
+		lw.Close()
 		if console != nil {
 			console.Close()
 		}
@@ -138,6 +123,48 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 		return pid, nil, nil, nil
 	}
 	return pid, names, dups, nil
+}
+
+// stdioPipes are a container's stdio pipes: the container's ends (stdio),
+// closed once it has them, and ours. A terminal container has none.
+type stdioPipes struct {
+	stdio              Stdio
+	outR, errR, stdinW *os.File
+}
+
+func newStdioPipes(terminal, stdin bool) (*stdioPipes, error) {
+	p := &stdioPipes{}
+	if terminal {
+		return p, nil
+	}
+	var err error
+	if p.outR, p.stdio.Stdout, err = os.Pipe(); err == nil {
+		if p.errR, p.stdio.Stderr, err = os.Pipe(); err == nil && stdin {
+			p.stdio.Stdin, p.stdinW, err = os.Pipe()
+		}
+	}
+	if err != nil {
+		p.closeAll()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *stdioPipes) closeTheirs() {
+	for _, f := range []*os.File{p.stdio.Stdin, p.stdio.Stdout, p.stdio.Stderr} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+func (p *stdioPipes) closeAll() {
+	p.closeTheirs()
+	for _, f := range []*os.File{p.outR, p.errR, p.stdinW} {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // adopt takes over a container whose monitor died: its first process is

@@ -54,7 +54,11 @@
 // carries output frames (FrameStdout, FrameStderr) and ends with FrameEnd.
 package monitor
 
-import "time"
+import (
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
 
 // Entry is the first argv word that makes berth the monitor:
 // `berth __berth_monitor ROOT`.
@@ -84,8 +88,8 @@ const (
 
 // Request is what a client asks of the monitor.
 type Request struct {
-	// Op is one of ping, create, start, list, subscribe, streams, adopt,
-	// attach, closestdin, upgrade, shutdown.
+	// Op is one of ping, prepare, discard, create, start, list, subscribe,
+	// streams, adopt, attach, closestdin, upgrade, shutdown.
 	Op string `json:"op"`
 
 	ID       string     `json:"id,omitempty"`
@@ -97,6 +101,9 @@ type Request struct {
 	// Start releases the container at once (create and start in one
 	// request, for a caller with nothing to do in between).
 	Start bool `json:"start,omitempty"`
+	// Namespaces (prepare) are the namespaces the container's spec will
+	// list, a path standing for one joined (see runtime.Prepare).
+	Namespaces []specs.LinuxNamespace `json:"namespaces,omitempty"`
 
 	// Pid and Streams describe a container to adopt: its first process,
 	// and the names of the descriptors sent with the request.

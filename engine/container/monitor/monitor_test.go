@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
@@ -29,7 +30,7 @@ import (
 // can kill, replace and upgrade, as the daemon does with berth's.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == Entry {
-		rt := &shellRuntime{busybox: os.Getenv("TEST_BUSYBOX"), gates: map[string]*os.File{}}
+		rt := &shellRuntime{busybox: os.Getenv("TEST_BUSYBOX"), gates: map[string]*os.File{}, scripts: map[string]string{}}
 		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 		if err := Serve(os.Args[2], rt, "test", log); err != nil {
 			log.Error("monitor", "err", err)
@@ -48,6 +49,7 @@ type shellRuntime struct {
 	busybox string
 	mu      sync.Mutex
 	gates   map[string]*os.File
+	scripts map[string]string // of prepared shells, sent at Start
 }
 
 func (r *shellRuntime) Create(_ context.Context, id, script string, stdio Stdio) (int, *os.File, error) {
@@ -89,14 +91,63 @@ func (r *shellRuntime) Create(_ context.Context, id, script string, stdio Stdio)
 func (r *shellRuntime) Start(_ context.Context, id string) error {
 	r.mu.Lock()
 	gate := r.gates[id]
+	script, prepared := r.scripts[id]
 	delete(r.gates, id)
+	delete(r.scripts, id)
 	r.mu.Unlock()
 	if gate == nil {
 		return fmt.Errorf("%s: not created", id)
 	}
 	defer gate.Close()
+	if prepared {
+		_, err := gate.WriteString(script + "\n")
+		return err
+	}
 	_, err := gate.WriteString("go\n")
 	return err
+}
+
+// shellStage is a shell started by Prepare: it reads the script it is to
+// run from its gate, which Start writes (no ttys).
+type shellStage struct {
+	cmd  *exec.Cmd
+	gate *os.File
+}
+
+func (s *shellStage) Close() {
+	s.gate.Close()
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+}
+
+func (r *shellRuntime) Prepare(_ string, _ []specs.LinuxNamespace, stdio Stdio) (PreparedStage, error) {
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer gateR.Close()
+	cmd := exec.Command(r.busybox, "sh", "-c", `read -r script <&3; eval "$script"`)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
+	cmd.ExtraFiles = []*os.File{gateR}
+	if err := cmd.Start(); err != nil {
+		gateW.Close()
+		return nil, err
+	}
+	if f, err := os.OpenFile(os.Getenv("TEST_PREPARED"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+		fmt.Fprintln(f, cmd.Process.Pid)
+		f.Close()
+	}
+	return &shellStage{cmd: cmd, gate: gateW}, nil
+}
+
+func (r *shellRuntime) CreatePrepared(_ context.Context, id, script string, stage PreparedStage) (int, *os.File, error) {
+	s := stage.(*shellStage)
+	r.mu.Lock()
+	r.gates[id] = s.gate
+	r.scripts[id] = script
+	r.mu.Unlock()
+	// The monitor reaps it from now on.
+	return s.cmd.Process.Pid, nil, nil
 }
 
 // openPty returns a new pty's master and slave.
@@ -547,4 +598,64 @@ func TestUpgradeKeepsContainersOutputAndStatus(t *testing.T) {
 		t.Fatalf("log starts %q", got[:min(2, len(got))])
 	}
 	checkSequence(t, got[2:], "stdout", 1, 50000)
+}
+
+// preparedPids reads the pids of the stages the shell runtime prepared,
+// which it appends to $TEST_PREPARED.
+func preparedPids(t *testing.T) []int {
+	t.Helper()
+	b, err := os.ReadFile(os.Getenv("TEST_PREPARED"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// TestPreparedStageIsTakenByCreateOrDiscarded: a stage prepared for a
+// container becomes its first process, logged through the pipes made at
+// prepare; a discarded one ends, reaped. Each container is prepared once.
+func TestPreparedStageIsTakenByCreateOrDiscarded(t *testing.T) {
+	t.Setenv("TEST_PREPARED", filepath.Join(t.TempDir(), "prepared"))
+	c, root := startMonitor(t)
+	ctx := context.Background()
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	if err := c.Prepare(ctx, Request{ID: "p1", Namespaces: ns}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Prepare(ctx, Request{ID: "p1", Namespaces: ns}); err == nil || !strings.Contains(err.Error(), "already prepared") {
+		t.Fatalf("second prepare of p1: %v, want already prepared", err)
+	}
+	exits, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "p1", "echo from the prepared stage; exit 4", false)
+	if stages := preparedPids(t); len(stages) != 1 || s.pid != stages[0] {
+		t.Fatalf("p1 runs as pid %d, not as its prepared stage (prepared: %v)", s.pid, stages)
+	}
+	if e := waitExit(t, exits, s); e.Status != 4 {
+		t.Fatalf("exit %+v, want status 4", e)
+	}
+	if got := readLog(t, filepath.Join(root, "p1", "log")); len(got) != 1 || string(got[0].Line) != "from the prepared stage\n" {
+		t.Fatalf("log %+v, want the line the prepared stage printed", got)
+	}
+
+	if err := c.Prepare(ctx, Request{ID: "p2", Namespaces: ns}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Discard(ctx, "p2"); err != nil {
+		t.Fatal(err)
+	}
+	stages := preparedPids(t)
+	if len(stages) != 2 {
+		t.Fatalf("prepared stages %v, want two", stages)
+	}
+	if err := unix.Kill(stages[1], 0); err != unix.ESRCH {
+		t.Fatalf("the discarded stage, pid %d, is still there (kill 0: %v)", stages[1], err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
@@ -26,6 +27,19 @@ type Runtime interface {
 	// container with a terminal, the pty master.
 	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, console *os.File, err error)
 	Start(ctx context.Context, id string) error
+	// Prepare starts the setup stage of container id, whose spec will list
+	// namespaces, with the given stdio, ahead of its create; it fails for
+	// namespaces that cannot be prepared.
+	Prepare(id string, namespaces []specs.LinuxNamespace, stdio Stdio) (PreparedStage, error)
+	// CreatePrepared is Create with the stdio and the stage that Prepare
+	// was given and started; it takes the stage over.
+	CreatePrepared(ctx context.Context, id, bundle string, stage PreparedStage) (pid int, console *os.File, err error)
+}
+
+// PreparedStage is a setup stage Prepare started.
+type PreparedStage interface {
+	// Close ends a stage that will not be used.
+	Close()
 }
 
 // Stdio is the container's standard streams, as the monitor made them;
@@ -61,6 +75,7 @@ type Server struct {
 	mu          sync.Mutex // guards the maps, parking and each container's fields below
 	watches     map[int32]*watch
 	containers  map[string]*container
+	prepared    map[string]*prepared
 	subscribers map[chan Exit]struct{}
 	parking     *parkRequest
 }
@@ -127,6 +142,7 @@ func ServeTrimmed(root string, rt Runtime, version string, log *slog.Logger, tri
 		stop:        make(chan struct{}),
 		watches:     map[int32]*watch{},
 		containers:  map[string]*container{},
+		prepared:    map[string]*prepared{},
 		subscribers: map[chan Exit]struct{}{},
 	}
 	var err error
@@ -231,6 +247,19 @@ func (s *Server) handle(conn *net.UnixConn) {
 		}
 		reply(Response{Pid: pid, Streams: names}, sent...)
 		closeFds(sent)
+	case "prepare":
+		s.ops.RLock()
+		s.prepare(req, func(err error) {
+			if err != nil {
+				fail(err)
+				return
+			}
+			reply(Response{})
+		})
+		s.ops.RUnlock()
+	case "discard":
+		s.discardPrepared(req.ID)
+		reply(Response{})
 	case "start":
 		s.ops.RLock()
 		err := s.rt.Start(context.Background(), req.ID)
@@ -289,6 +318,7 @@ func (s *Server) handle(conn *net.UnixConn) {
 }
 
 func (s *Server) shutdown() {
+	s.discardPrepared("")
 	s.closed.Do(func() {
 		close(s.stop)
 		s.ln.Close()

@@ -62,6 +62,9 @@ func (s *Server) upgrade(conn *net.UnixConn, binary string) bool {
 	}
 	s.ops.Lock()
 	defer s.ops.Unlock()
+	// Prepared stages are a bet on the next creates, not state: the new
+	// monitor would not know them as its children.
+	s.discardPrepared("")
 	resume := s.park()
 	defer resume()
 	s.mu.Lock()

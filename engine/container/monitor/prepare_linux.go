@@ -1,0 +1,134 @@
+package monitor
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// A prepared container's setup stage waits for its create this long, and
+// this many wait at most: each is a process of a few megabytes, spent on
+// the bet that a created container is started soon (compose creates and
+// starts at once).
+const (
+	preparedTTL = 30 * time.Second
+	maxPrepared = 16
+)
+
+// prepared is a setup stage started by a prepare request, with the pipes
+// it was given, until the container's create takes it.
+type prepared struct {
+	terminal, stdin bool
+	ready           chan struct{} // closed once stage and pipes are set, or failed
+	stage           PreparedStage
+	pipes           *stdioPipes
+	timer           *time.Timer
+}
+
+func (p *prepared) close() {
+	if p.stage != nil {
+		p.stage.Close()
+		p.stage = nil
+	}
+	if p.pipes != nil {
+		p.pipes.closeAll()
+		p.pipes = nil
+	}
+}
+
+// prepare starts the setup stage of container req.ID, so that its create,
+// which must come from the same client after the answer, finds it started.
+// It answers (reply) as soon as the stage is reserved: the clone and the
+// stage's start-up go on after.
+func (s *Server) prepare(req Request, reply func(error)) {
+	if req.ID == "" || len(req.Namespaces) == 0 {
+		reply(errors.New("prepare: id and namespaces are required"))
+		return
+	}
+	p := &prepared{terminal: req.Terminal, stdin: req.Stdin, ready: make(chan struct{})}
+	s.mu.Lock()
+	var err error
+	switch c, running := s.containers[req.ID]; {
+	case running && !c.recorded:
+		err = fmt.Errorf("prepare %s: already running as pid %d", req.ID, c.pid)
+	case s.prepared[req.ID] != nil:
+		err = fmt.Errorf("prepare %s: already prepared", req.ID)
+	case len(s.prepared) >= maxPrepared:
+		err = fmt.Errorf("prepare %s: %d stages already wait", req.ID, len(s.prepared))
+	default:
+		s.prepared[req.ID] = p
+	}
+	s.mu.Unlock()
+	reply(err)
+	if err != nil {
+		return
+	}
+	defer close(p.ready)
+	pipes, err := newStdioPipes(req.Terminal, req.Stdin)
+	if err == nil {
+		p.pipes = pipes
+		p.stage, err = s.rt.Prepare(req.ID, req.Namespaces, pipes.stdio)
+	}
+	if err != nil {
+		s.log.Debug("monitor: prepare", "container", req.ID, "err", err)
+		p.close()
+		return
+	}
+	p.timer = time.AfterFunc(preparedTTL, func() {
+		if s.takePreparedIf(req.ID, p) {
+			p.close()
+		}
+	})
+}
+
+// takePrepared removes and returns container id's prepared stage, once it
+// is started; nil if there is none, or it failed.
+func (s *Server) takePrepared(id string) *prepared {
+	s.mu.Lock()
+	p := s.prepared[id]
+	delete(s.prepared, id)
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	<-p.ready
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	if p.stage == nil {
+		return nil
+	}
+	return p
+}
+
+// takePreparedIf removes id's prepared stage if it is still p.
+func (s *Server) takePreparedIf(id string, p *prepared) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prepared[id] != p {
+		return false
+	}
+	delete(s.prepared, id)
+	return true
+}
+
+// discardPrepared ends every prepared stage (or id's alone), before an
+// upgrade, a shutdown, or the container's removal.
+func (s *Server) discardPrepared(id string) {
+	s.mu.Lock()
+	var ps []*prepared
+	for k, p := range s.prepared {
+		if id == "" || k == id {
+			ps = append(ps, p)
+			delete(s.prepared, k)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range ps {
+		<-p.ready
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		p.close()
+	}
+}
