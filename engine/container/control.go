@@ -182,9 +182,14 @@ func (m *Manager) Remove(ctx context.Context, ref string, opts RemoveOptions) er
 	if c.State.Status == Running || c.State.Status == Paused {
 		return errdefs.ErrConflict.WithMessage(fmt.Sprintf("cannot remove container %s: it started again", c.Name))
 	}
+	never := c.State.StartedAt.IsZero()
 	c.State.Status = Removing
 	_ = m.save(c)
 	var errs []error
+	if never {
+		// Its setup stage may still wait, prepared at create.
+		_ = m.monitor.Discard(ctx, c.ID)
+	}
 	if err := m.rt.Delete(ctx, c.ID, runtime.DeleteOptions{Force: true}); err != nil && !errdefs.IsNotFound(err) {
 		errs = append(errs, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,25 +75,31 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, err
 	}
+	prepared := m.prepare(id, cfg)
 	defer func() {
+		// Answered before create returns: the start's create, on another
+		// connection, must find the stage reserved.
+		<-prepared
 		if err != nil {
+			_ = m.monitor.Discard(context.Background(), id)
+			_ = m.unmountRootfs(id)
 			_ = m.images.Release(context.Background(), id)
 			os.RemoveAll(dir)
 		}
 	}()
-	img, err := m.images.Lease(ctx, id, cfg.Image)
+	imageID, img, err := m.images.Lookup(ctx, cfg.Image)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Healthcheck == nil || len(cfg.Healthcheck.Test) == 0 {
-		cfg.Healthcheck = imageHealthcheck(img.Config.Config.Healthcheck, cfg.Healthcheck)
+		cfg.Healthcheck = imageHealthcheck(img.Config.Healthcheck, cfg.Healthcheck)
 	}
-	path, args := command(cfg, img.Config.Config.Entrypoint, img.Config.Config.Cmd)
+	path, args := command(cfg, img.Config.Entrypoint, img.Config.Cmd)
 	if path == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("no command specified: the image has no entrypoint or command, and none was given")
 	}
 	c = &Container{
-		ID: id, Name: cfg.Name, Created: time.Now().UTC(), Config: cfg, ImageID: img.ID,
+		ID: id, Name: cfg.Name, Created: time.Now().UTC(), Config: cfg, ImageID: imageID,
 		Path: path, Args: args, State: State{Status: Created},
 		LogPath: filepath.Join(dir, "container.log"),
 	}
@@ -120,7 +127,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 			c.AnonymousVolumes[filepath.Clean(mt.Target)] = v.Name
 		}
 	}
-	for target := range img.Config.Config.Volumes {
+	for target := range img.Config.Volumes {
 		if !targets[filepath.Clean(target)] {
 			anon = append(anon, filepath.Clean(target))
 		}
@@ -140,11 +147,55 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		m.removeAnonymousVolumes(c)
 		return nil, err
 	}
-	if err := m.saveDurable(c); err != nil {
+	// The lease, the record and the root filesystem's mount are made at
+	// once: the lease (not synced) and the mount (which the start would
+	// make otherwise) take place while the record is synced. A record
+	// whose lease a crash lost gets it again at restore.
+	var leaseErr, mountErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, leaseErr = m.images.Lease(ctx, id, imageID)
+	}()
+	go func() {
+		defer wg.Done()
+		mountErr = m.mountImage(ctx, id, imageID)
+	}()
+	saveErr := m.saveDurable(c)
+	wg.Wait()
+	if err := errors.Join(leaseErr, mountErr, saveErr); err != nil {
 		m.removeAnonymousVolumes(c)
 		return nil, err
 	}
 	return c, nil
+}
+
+// prepare has the monitor start the container's setup stage now
+// (runtime.Prepare): its clone and start-up, about half of the runtime's
+// create, then overlap the rest of this create, the client's start
+// request, and the start's own work before the monitor's create. The
+// channel closes once the monitor answered. A container that joins
+// another's pid or ipc namespace is not prepared: the stage enters those
+// before its clone.
+func (m *Manager) prepare(id string, cfg Config) <-chan struct{} {
+	done := make(chan struct{})
+	if strings.HasPrefix(cfg.PidMode, "container:") || strings.HasPrefix(cfg.IpcMode, "container:") {
+		close(done)
+		return done
+	}
+	netns := ""
+	if mode := cfg.NetworkMode; mode != "host" && mode != "none" {
+		netns = "joined" // a bridge network's sandbox or another container's: named at start
+	}
+	req := monitor.Request{ID: id, Namespaces: specNamespaces(cfg, netns), Stdin: cfg.OpenStdin, Terminal: cfg.Tty}
+	go func() {
+		defer close(done)
+		if err := m.monitor.Prepare(context.Background(), req); err != nil {
+			m.log.Debug("prepare setup stage", "container", id, "err", err)
+		}
+	}()
+	return done
 }
 
 // imageHealthcheck is the image's HEALTHCHECK, with the timings of over
@@ -262,20 +313,21 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		err = classifyStartError(fmt.Errorf("start container %s: %w", c.Name, err))
 	}()
 
-	// The network (a namespace, veths, addresses, /etc files) and the
-	// filesystem (overlay, volumes) are independent: made at once. The
-	// network side touches only c.Network, the other side never reads it.
+	// The network (a namespace, veths, addresses) and the filesystem
+	// (overlay, volumes) are independent: made at once. The network side
+	// writes only c.Network, the other side never reads it. The /etc files
+	// (from c.Network, and setting its upstreams) are then written while
+	// the spec is made, which does not read c.Network.
 	var netns string
-	netDone := make(chan error, 1)
+	netDone, etcDone := make(chan error, 1), make(chan error, 1)
 	go func() {
 		ns, err := m.setupNetwork(ctx, c)
-		if err == nil {
-			netns = ns
-			if err = m.writeEtcFiles(c); err != nil {
-				m.teardownNetwork(c)
-			}
-		}
+		netns = ns
 		netDone <- err
+		if err == nil {
+			err = m.writeEtcFiles(c)
+		}
+		etcDone <- err
 	}()
 	mounts, imageConfig, fsErr := m.prepareFilesystem(ctx, c)
 	netErr := <-netDone
@@ -286,22 +338,23 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		undo = append(undo, func() { m.teardownNetwork(c) })
 	}
 	if err := errors.Join(fsErr, netErr); err != nil {
+		<-etcDone
+		return err
+	}
+	spec, err := m.buildSpec(c, imageConfig, mounts, netns)
+	var b []byte
+	if err == nil {
+		b, err = json.Marshal(spec)
+	}
+	if err == nil {
+		// Not synced: the bundle is made again at every start.
+		err = writeVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
+	}
+	if err := errors.Join(err, <-etcDone); err != nil {
 		return err
 	}
 	if m.observer != nil && len(c.Network.Networks) > 0 {
-		m.observer.Attached(c)
-	}
-	spec, err := m.buildSpec(c, imageConfig, mounts, netns)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(spec)
-	if err != nil {
-		return err
-	}
-	// Not synced: the bundle is made again at every start.
-	if err := writeVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600); err != nil {
-		return err
+		m.observer.Attached(c) // with the upstreams writeEtcFiles found
 	}
 	logOpts, _ := logs.ParseOptions(c.Config.Log.Config)
 	// Without attaches waiting for this start, create and start are one
@@ -373,11 +426,7 @@ func classifyStartError(err error) error {
 // (filling empty volumes from the image) and its image's config; on
 // failure the rootfs is unmounted again.
 func (m *Manager) prepareFilesystem(ctx context.Context, c *Container) ([]specs.Mount, *v1.ConfigFile, error) {
-	lower, err := m.images.Snapshots(ctx, c.ImageID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := m.mountRootfs(c.ID, lower); err != nil {
+	if err := m.mountImage(ctx, c.ID, c.ImageID); err != nil {
 		return nil, nil, err
 	}
 	mounts, err := m.prepareMounts(c)

@@ -134,30 +134,10 @@ func (m *Manager) saveDurable(c *Container) error {
 	return atomicfile.WriteJSON(m.recordPath(c.ID), c, 0o600)
 }
 
-// writeVolatile replaces path with data atomically (temporary file and
-// rename: a reader or a crash sees the old content or the new, never a
-// mix) but without syncing, for files made again at every start.
+// writeVolatile is atomicfile.WriteVolatile, for files made again at
+// every start.
 func writeVolatile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteVolatile(path, data, perm)
 }
 
 // loadRecords reads every record under ROOT/containers. Directories

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +34,39 @@ func (m *Manager) mountRootfs(id string, lower []string) error {
 		return fmt.Errorf("mount rootfs of %s: %w", id, err)
 	}
 	return nil
+}
+
+// mountImage mounts container id's root filesystem from image imageID,
+// unless it is mounted already: create mounts it, and start mounts it
+// again after a stop (or a restart of the daemon, which unmounts what
+// does not run).
+func (m *Manager) mountImage(ctx context.Context, id, imageID string) error {
+	target := m.rootfsDir(id)
+	if mounted, err := isMountpoint(target); err != nil || mounted {
+		return err
+	}
+	lower, err := m.images.Snapshots(ctx, imageID)
+	if err != nil {
+		return err
+	}
+	return m.mountRootfs(id, lower)
+}
+
+// isMountpoint says whether a file system is mounted on dir: its device
+// differs from its parent's (an overlay has a device of its own). A
+// missing dir is not one.
+func isMountpoint(dir string) (bool, error) {
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return false, nil
+		}
+		return false, err
+	}
+	if err := unix.Lstat(filepath.Dir(dir), &parent); err != nil {
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
 }
 
 // unmountRootfs undoes mountRootfs; it is a no-op when nothing is mounted.

@@ -92,32 +92,19 @@ func (m *Manager) buildSpec(c *Container, img *v1.ConfigFile, mounts []specs.Mou
 		Linux: &specs.Linux{
 			// No cgroupsPath: the runtime puts the container under the state
 			// root's parent cgroup, and removes that with the last container.
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
-				{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
-			},
-			Sysctl:    cfg.Sysctls,
-			Resources: resources(cfg),
+			Namespaces: specNamespaces(cfg, netns),
+			Sysctl:     cfg.Sysctls,
+			Resources:  resources(cfg),
 		},
 	}
 	if !c.Config.Privileged {
 		spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = runtime.DefaultMaskedPaths(), runtime.DefaultReadonlyPaths()
 	}
-	switch {
-	case netns != "":
-		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})
-	case cfg.NetworkMode == "host":
-		// no network namespace: the host's
-	default:
-		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
-	}
 	if err := m.shareNamespaces(spec, cfg); err != nil {
 		return nil, err
 	}
 	if cfg.NetworkMode == "host" {
-		// Keep the host's hostname, as docker does.
-		spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UTSNamespace })
-		spec.Hostname = ""
+		spec.Hostname = "" // the host's, as docker keeps it
 	}
 	dir := m.dir(c.ID)
 	for _, f := range []struct{ name, target string }{{"hostname", "/etc/hostname"}, {"hosts", "/etc/hosts"}, {"resolv.conf", "/etc/resolv.conf"}} {
@@ -279,8 +266,31 @@ func defaultMounts(cfg Config) []specs.Mount {
 	return mounts
 }
 
+// specNamespaces lists the namespaces of cfg's spec: the network namespace
+// joined at netns when one is given; none for what the host shares
+// (network_mode, ipc and pid host). Those of another container
+// (container:NAME) are new here, and joined by shareNamespaces.
+func specNamespaces(cfg Config, netns string) []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+		{Type: specs.MountNamespace}, {Type: specs.CgroupNamespace},
+	}
+	switch {
+	case netns != "":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netns})
+	case cfg.NetworkMode == "host":
+		// The host's network, and its hostname, as docker keeps it.
+		ns = slices.DeleteFunc(ns, func(n specs.LinuxNamespace) bool { return n.Type == specs.UTSNamespace })
+	default:
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return slices.DeleteFunc(ns, func(n specs.LinuxNamespace) bool {
+		return (n.Type == specs.IPCNamespace && cfg.IpcMode == "host") || (n.Type == specs.PIDNamespace && cfg.PidMode == "host")
+	})
+}
+
 // shareNamespaces applies ipc: and pid: modes that join another
-// container's namespace or the host's.
+// container's namespace.
 func (m *Manager) shareNamespaces(spec *specs.Spec, cfg Config) error {
 	for _, share := range []struct {
 		mode string
@@ -288,9 +298,7 @@ func (m *Manager) shareNamespaces(spec *specs.Spec, cfg Config) error {
 		file string
 	}{{cfg.IpcMode, specs.IPCNamespace, "ipc"}, {cfg.PidMode, specs.PIDNamespace, "pid"}} {
 		switch {
-		case share.mode == "" || share.mode == "private" || share.mode == "shareable":
-		case share.mode == "host":
-			spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == share.typ })
+		case share.mode == "" || share.mode == "private" || share.mode == "shareable" || share.mode == "host":
 		case strings.HasPrefix(share.mode, "container:"):
 			e, err := m.lookup(strings.TrimPrefix(share.mode, "container:"))
 			if err != nil {

@@ -96,6 +96,11 @@ func (m *Manager) restore(ctx context.Context) error {
 		e := &entry{c: c, exited: make(chan struct{})}
 		m.containers[c.ID] = e
 		m.names[c.Name] = c.ID
+		// Create writes the record and the image's lease at once; a crash
+		// may have kept one of the two. (A no-op when the lease is there.)
+		if _, err := m.images.Lease(ctx, c.ID, c.ImageID); err != nil {
+			m.log.Warn("lease the image of a container", "container", c.Name, "image", c.ImageID, "err", err)
+		}
 		switch c.State.Status {
 		case Running, Paused:
 			if cs, ok := running[c.ID]; ok && cs.Pid == c.State.Pid {

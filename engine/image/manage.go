@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // Tag gives the image source the name target (moving target from any
@@ -108,22 +110,23 @@ func (s *Store) Remove(ctx context.Context, ref string, opts RemoveOptions) ([]D
 var holderName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // Lease records that holder (a container ID, a build) uses the image ref,
-// so that rm and prune keep it and its content, and returns the image.
-// A holder may lease several images; leases survive restarts.
-func (s *Store) Lease(ctx context.Context, holder, ref string) (Image, error) {
+// so that rm and prune keep it and its content, and returns its ID.
+// A holder may lease several images; leases survive restarts, not
+// always a power cut (see leaseLocked).
+func (s *Store) Lease(ctx context.Context, holder, ref string) (id string, err error) {
 	if !holderName.MatchString(holder) {
-		return Image{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad lease holder %q", holder))
+		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad lease holder %q", holder))
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	rec, err := lookup(s.index, ref)
-	if err == nil {
-		err = s.leaseLocked(holder, rec.ID)
-	}
-	s.mu.Unlock()
 	if err != nil {
-		return Image{}, err
+		return "", err
 	}
-	return s.image(rec)
+	if err := s.leaseLocked(holder, rec.ID); err != nil {
+		return "", err
+	}
+	return rec.ID, nil
 }
 
 func (s *Store) leaseLocked(holder, id string) error {
@@ -133,7 +136,10 @@ func (s *Store) leaseLocked(holder, id string) error {
 	}
 	next := append(slices.Clone(ids), id)
 	b, _ := json.Marshal(next)
-	if err := writeFileAtomic(filepath.Join(s.dir, "leases", holder), b, 0o600); err != nil {
+	// Not synced: a holder leases again what a power cut lost (the
+	// container engine does from its records when it starts; the build
+	// cache would only rebuild).
+	if err := atomicfile.WriteVolatile(filepath.Join(s.dir, "leases", holder), b, 0o600); err != nil {
 		return fmt.Errorf("lease image %s to %s: %w", shortID(id), holder, err)
 	}
 	s.leases[holder] = next

@@ -109,15 +109,22 @@ func (s *Store) Resolve(ctx context.Context, ref string) (Image, error) {
 // finds it) from the parsed metadata the store keeps, with none of
 // Resolve's per-layer reads: what a container start needs.
 func (s *Store) ConfigOf(ctx context.Context, ref string) (*v1.ConfigFile, error) {
+	_, config, err := s.Lookup(ctx, ref)
+	return config, err
+}
+
+// Lookup is ConfigOf that also returns the image's ID: what a container
+// create needs.
+func (s *Store) Lookup(ctx context.Context, ref string) (string, *v1.ConfigFile, error) {
 	rec, err := lookup(s.snapshotIndex(), ref)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	m, err := s.loadMeta(rec)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	return m.config.DeepCopy(), nil
+	return rec.ID, m.config.DeepCopy(), nil
 }
 
 // List lists the store's images, newest first.

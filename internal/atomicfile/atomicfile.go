@@ -1,6 +1,7 @@
 // Package atomicfile writes files so that a crash leaves either the old
 // content or the new, never a mix: temporary file, fsync, rename, fsync of
-// the directory.
+// the directory. WriteVolatile leaves out the fsyncs, for files that are
+// made again or derived from others after a power cut.
 package atomicfile
 
 import (
@@ -44,6 +45,32 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
 		d.Close()
+	}
+	return nil
+}
+
+// WriteVolatile replaces path with data as Write does, without syncing:
+// a reader or a crashed process leaves the old content or the new, and a
+// power cut may leave either, or none.
+func WriteVolatile(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
