@@ -267,13 +267,20 @@ func (m *Manager) reconnect() <-chan monitor.Exit {
 // supervises: a container it lost (a new monitor after a crash) is adopted
 // when its process still runs, and otherwise gets its exit handled.
 func (m *Manager) resync(ctx context.Context) error {
-	list, err := m.monitor.List(ctx)
-	if err != nil {
+	known := map[string]int{}
+	list := func() error {
+		l, err := m.monitor.List(ctx)
+		for _, c := range l {
+			known[c.ID] = c.Pid
+		}
 		return err
 	}
-	known := map[string]int{}
-	for _, c := range list {
-		known[c.ID] = c.Pid
+	if err := list(); err != nil {
+		return err
+	}
+	lost := func(c *Container) bool {
+		pid, ok := known[c.ID]
+		return !ok || pid != c.State.Pid
 	}
 	entries := m.entries()
 	var errs []error
@@ -281,7 +288,9 @@ func (m *Manager) resync(ctx context.Context) error {
 		e.op.Lock()
 		c := e.c
 		if c.State.Status == Running || c.State.Status == Paused {
-			if pid, ok := known[c.ID]; !ok || pid != c.State.Pid {
+			// A start that the new monitor served after the list was
+			// taken is not lost: ask again before adopting it.
+			if lost(c) && list() == nil && lost(c) {
 				if !m.adoptOrphan(ctx, e, e.streams) {
 					if ctx.Err() != nil {
 						errs = append(errs, ctx.Err())
