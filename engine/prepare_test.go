@@ -1,0 +1,96 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/container/logs"
+	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/internal/testutil"
+)
+
+// TestCreatedContainerStartsWhateverCameBetween: create starts a
+// container's setup stage ahead of its start (a prepared stage, in the
+// monitor). Whatever comes between create and start (the container's
+// removal, a daemon restart, the monitor killed or upgraded), the start
+// is as it would have been, and nothing of a prepared stage is left
+// behind (the state root's leak check: processes, cgroups, mounts).
+func TestCreatedContainerStartsWhateverCameBetween(t *testing.T) {
+	t.Parallel()
+	r := newReopenable(t, "")
+	ctx := context.Background()
+	create := func(name, network string) container.Container {
+		t.Helper()
+		c, err := r.Containers.Create(ctx, container.Config{Name: name, Image: "busybox", NetworkMode: network,
+			Cmd: []string{"sh", "-c", "echo started; ip -o -4 addr show | grep -c inet; echo $$"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// Its output: that it started, its IPv4 addresses (lo alone with
+	// network none, lo and eth0 on a bridge), and its pid: 1, in a pid
+	// namespace of its own.
+	check := func(c container.Container, addrs int) {
+		t.Helper()
+		if err := r.Containers.Start(ctx, c.ID); err != nil {
+			t.Fatalf("start %s: %v", c.Name, err)
+		}
+		if code := waitExit(t, r.Engine, c.ID); code != 0 {
+			t.Fatalf("%s exited %d: %q", c.Name, code, logText(t, r.Containers, c.ID, logs.ReadOptions{Tail: -1}))
+		}
+		got := strings.Join(logLines(t, r.Containers, c.ID, "stdout"), "|")
+		if want := fmt.Sprintf("started|%d|1", addrs); got != want {
+			t.Fatalf("%s printed %q, want %q", c.Name, got, want)
+		}
+	}
+
+	// Started at once, as compose does: on a bridge (the stage enters the
+	// network's namespace at start) and with none.
+	check(create("bridged", ""), 2)
+	check(create("alone", "none"), 1)
+
+	// Removed without a start.
+	removed := create("removed", "none")
+	if err := r.Containers.Remove(ctx, removed.ID, container.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Across a daemon restart.
+	restarted := create("restarted", "")
+	r.reopen("")
+	check(restarted, 2)
+
+	// Across the monitor's death: its stages die with it.
+	orphaned := create("orphaned", "none")
+	orphanedRemoved := create("orphaned-removed", "none")
+	old := monitorPidOf(t, r.Root)
+	if err := unix.Kill(old, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if err := gone(old); err != nil {
+			return err
+		}
+		resp, err := monitor.NewClient(r.Root).Ping(ctx)
+		if err == nil && resp.MonitorPid == old {
+			err = fmt.Errorf("the killed monitor still answers")
+		}
+		return err
+	})
+	check(orphaned, 1)
+	if err := r.Containers.Remove(ctx, orphanedRemoved.ID, container.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Across a monitor upgrade, which ends the stages it prepared.
+	upgraded := create("upgraded", "none")
+	r.reopen(copyBinary(t, "berth-upgraded"))
+	check(upgraded, 1)
+}
