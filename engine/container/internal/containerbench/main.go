@@ -43,6 +43,8 @@ import (
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/mountinfo"
+	"github.com/berth-dev/berth/internal/overlay"
 	"github.com/berth-dev/berth/internal/rootid"
 )
 
@@ -50,13 +52,14 @@ func main() {
 	starts := flag.Int("starts", 30, "containers created and started one after the other for the latency")
 	lines := flag.Int("lines", 2000000, "lines the flooding container prints")
 	network := flag.String("network", "bridge", "network of the containers counted for memory (bridge or none)")
+	latencyOnly := flag.Bool("latency-only", false, "measure the create+start latency only")
 	flag.Parse()
 	bin := os.Getenv("BERTH_BINARY")
 	if bin == "" {
 		fmt.Fprintln(os.Stderr, "containerbench: set BERTH_BINARY to a berth binary (make build)")
 		os.Exit(2)
 	}
-	if err := run(bin, *starts, *lines, *network); err != nil {
+	if err := run(bin, *starts, *lines, *network, *latencyOnly); err != nil {
 		fmt.Fprintln(os.Stderr, "containerbench:", err)
 		os.Exit(1)
 	}
@@ -69,7 +72,7 @@ type bench struct {
 	cc        *api.ContainerClient
 }
 
-func run(bin string, starts, lines int, network string) (err error) {
+func run(bin string, starts, lines int, network string, latencyOnly bool) (err error) {
 	tmp, err := os.MkdirTemp("/var/tmp", "berth-bench-container.")
 	if err != nil {
 		return err
@@ -99,6 +102,9 @@ func run(bin string, starts, lines int, network string) (err error) {
 
 	if err := b.startLatency(tmp, starts); err != nil {
 		return err
+	}
+	if latencyOnly {
+		return nil
 	}
 	if err := b.perContainer(network); err != nil {
 		return err
@@ -308,17 +314,24 @@ func (b *bench) startLatency(tmp string, n int) error {
 		return c.ID, time.Since(t0), err
 	}
 	// A first container warms both paths up and lends its spec (its /etc
-	// files stay while it exists) to the runtime, on a plain root
-	// filesystem and with a network namespace of its own.
+	// files stay while it exists) to the runtime, with a network namespace
+	// of its own, and its image's layers: the runtime gets a root
+	// filesystem of the same kind, an overlay of them with an empty upper
+	// dir, mounted before its clock starts (as a runtime gets a bundle).
 	first, _, err := runOne("warm")
 	if err != nil {
 		return err
 	}
-	spec, err := runtime.LoadSpec(filepath.Join(b.root, "containers", first, "bundle"))
+	bundle := filepath.Join(b.root, "containers", first, "bundle")
+	spec, err := runtime.LoadSpec(bundle)
 	if err != nil {
 		return err
 	}
-	rl, err := newRuntimeLatency(b.bin, filepath.Join(tmp, "rt"), spec)
+	lower, err := overlayLower(filepath.Join(bundle, "rootfs"))
+	if err != nil {
+		return err
+	}
+	rl, err := newRuntimeLatency(b.bin, filepath.Join(tmp, "rt"), spec, lower)
 	if err != nil {
 		return err
 	}
@@ -342,44 +355,59 @@ func (b *bench) startLatency(tmp string, n int) error {
 		return err
 	}
 	a, r := medianDuration(viaAPI), medianDuration(own)
-	fmt.Printf("container: create+start latency, %d containers one after the other, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
+	fmt.Printf("container: create+start latency, %d containers one after the other, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
 		n, ms(a), ms(meanDuration(viaAPI)), ms(r), ms(meanDuration(own)), 100*float64(a)/float64(r))
 	return nil
 }
 
-// runtimeLatency creates and starts containers of one spec with
-// engine/runtime in this process, the setup stage re-executed from bin.
-type runtimeLatency struct {
-	rt   *runtime.Runtime
-	dir  string
-	spec *specs.Spec
-	pids []int
-}
-
-func newRuntimeLatency(bin, dir string, spec *specs.Spec) (*runtimeLatency, error) {
-	rootfs := filepath.Join(dir, "rootfs")
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			return nil, err
+// overlayLower returns the lower dirs of the overlay mounted at rootfs,
+// from /proc/self/mountinfo.
+func overlayLower(rootfs string) ([]string, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f := strings.Fields(pre)
+		if !ok || len(f) < 5 || mountinfo.Unescape(f[4]) != rootfs {
+			continue
+		}
+		g := strings.Fields(post)
+		if len(g) < 3 || g[0] != "overlay" {
+			continue
+		}
+		for _, opt := range strings.Split(g[2], ",") {
+			if v, ok := strings.CutPrefix(opt, "lowerdir="); ok {
+				return strings.Split(mountinfo.Unescape(v), ":"), nil
+			}
 		}
 	}
-	if err := exec.Command("cp", "/bin/busybox", filepath.Join(rootfs, "bin", "busybox")).Run(); err != nil {
-		return nil, err
-	}
-	if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", "sleep")); err != nil {
-		return nil, err
-	}
+	return nil, fmt.Errorf("no overlay with a lowerdir option at %s", rootfs)
+}
+
+// runtimeLatency creates and starts containers of one spec with
+// engine/runtime in this process, the setup stage re-executed from bin,
+// each on a fresh overlay of lower.
+type runtimeLatency struct {
+	rt    *runtime.Runtime
+	dir   string
+	spec  *specs.Spec
+	lower []string
+	pids  []int
+}
+
+func newRuntimeLatency(bin, dir string, spec *specs.Spec, lower []string) (*runtimeLatency, error) {
 	rt, err := runtime.New(runtime.Config{StateDir: filepath.Join(dir, "state"), CgroupParent: rootid.CgroupParent(dir), Binary: bin})
 	if err != nil {
 		return nil, err
 	}
-	spec.Root = &specs.Root{Path: rootfs}
 	for i, ns := range spec.Linux.Namespaces {
 		if ns.Type == specs.NetworkNamespace {
 			spec.Linux.Namespaces[i].Path = ""
 		}
 	}
-	return &runtimeLatency{rt: rt, dir: dir, spec: spec}, nil
+	return &runtimeLatency{rt: rt, dir: dir, spec: spec, lower: lower}, nil
 }
 
 func (r *runtimeLatency) once() (time.Duration, error) {
@@ -387,10 +415,18 @@ func (r *runtimeLatency) once() (time.Duration, error) {
 	i := len(r.pids)
 	id := fmt.Sprintf("rt%d", i)
 	bundle := filepath.Join(r.dir, id)
-	if err := os.MkdirAll(bundle, 0o755); err != nil {
+	rootfs, upper, work := filepath.Join(bundle, "rootfs"), filepath.Join(bundle, "upper"), filepath.Join(bundle, "work")
+	for _, d := range []string{rootfs, upper, work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return 0, err
+		}
+	}
+	if err := overlay.Mount(rootfs, r.lower, upper, work); err != nil {
 		return 0, err
 	}
-	if err := runtime.WriteSpec(bundle, r.spec); err != nil {
+	spec := *r.spec
+	spec.Root = &specs.Root{Path: rootfs}
+	if err := runtime.WriteSpec(bundle, &spec); err != nil {
 		return 0, err
 	}
 	t0 := time.Now()
@@ -421,6 +457,7 @@ func (r *runtimeLatency) close() {
 		var ws syscall.WaitStatus
 		_, _ = syscall.Wait4(pid, &ws, 0, nil)
 		_ = r.rt.Delete(ctx, id, runtime.DeleteOptions{Force: true})
+		_ = syscall.Unmount(filepath.Join(r.dir, id, "rootfs"), syscall.MNT_DETACH)
 	}
 	r.rt.Close()
 }
