@@ -7,7 +7,7 @@ import (
 )
 
 // A prepared container's setup stage waits for its create this long, and
-// this many wait at most: each is a process (about 6 MB PSS), spent on
+// this many wait at most: each is a process (1.3 MB of its own), spent on
 // the bet that a created container is started soon (compose creates and
 // starts at once).
 const (
