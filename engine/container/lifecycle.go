@@ -191,7 +191,11 @@ func (m *Manager) prepare(id string, cfg Config) <-chan struct{} {
 	req := monitor.Request{ID: id, Namespaces: specNamespaces(cfg, netns), Stdin: cfg.OpenStdin, Terminal: cfg.Tty}
 	go func() {
 		defer close(done)
-		if err := m.monitor.Prepare(context.Background(), req); err != nil {
+		// A bet, not a step of the create: it must not hold the create up
+		// when the monitor is slow to answer (an upgrade in progress).
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := m.monitor.Prepare(ctx, req); err != nil {
 			m.log.Debug("prepare setup stage", "container", id, "err", err)
 		}
 	}()
