@@ -3,7 +3,6 @@ package dnsresolver
 import (
 	"flag"
 	"fmt"
-	"github.com/berth-dev/berth/internal/testutil"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -12,6 +11,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/miekg/dns"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/dns")

@@ -3,11 +3,11 @@ package reconcile
 import (
 	"context"
 	"flag"
-	"github.com/berth-dev/berth/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/manifest"
 )
 

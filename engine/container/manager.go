@@ -3,7 +3,6 @@ package container
 import (
 	"context"
 	"fmt"
-	"github.com/berth-dev/berth/internal/labels"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/engine/network"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/volume"
+	"github.com/berth-dev/berth/internal/labels"
 )
 
 // Runtime is what the manager asks of engine/runtime in the daemon's

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/berth-dev/berth/internal/labels"
 	"io"
 	"maps"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/network/ipam"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/labels"
 	"github.com/berth-dev/berth/internal/rootid"
 )
 

@@ -3,7 +3,6 @@ package testutil
 import (
 	"bufio"
 	"errors"
-	"github.com/berth-dev/berth/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-dev/berth/internal/mountinfo"
 	"github.com/berth-dev/berth/internal/rootid"
 )
 

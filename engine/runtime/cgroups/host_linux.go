@@ -3,13 +3,14 @@ package cgroups
 import (
 	"bufio"
 	"fmt"
-	"github.com/berth-dev/berth/internal/mountinfo"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/mountinfo"
 )
 
 // isController reports whether a cgroup v1 mount option names a controller.
