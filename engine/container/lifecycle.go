@@ -352,7 +352,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	}
 	if err == nil {
 		// Not synced: the bundle is made again at every start.
-		err = writeVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
+		err = atomicfile.WriteVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
 	}
 	if err := errors.Join(err, <-etcDone); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/engine/volume"
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // prepareMounts resolves the container's mounts to runtime-spec mounts:
@@ -99,7 +100,7 @@ func (m *Manager) writeFile(c *Container, i int, f File) (string, error) {
 		mode = 0o444
 	}
 	path := filepath.Join(dir, strconv.Itoa(i))
-	if err := writeVolatile(path, f.Content, 0o600); err != nil {
+	if err := atomicfile.WriteVolatile(path, f.Content, 0o600); err != nil {
 		return "", fmt.Errorf("file %s: %w", f.Target, err)
 	}
 	if err := os.Chown(path, f.UID, f.GID); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/dnsresolver"
 	"github.com/berth-dev/berth/engine/network"
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // DefaultNetwork is the network a container joins when its config names
@@ -192,7 +193,7 @@ func (c *Container) firstEndpoint() (Endpoint, bool) {
 func (m *Manager) writeEtcFiles(c *Container) error {
 	dir := m.dir(c.ID)
 	hostname := hostnameOf(c)
-	if err := writeVolatile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteVolatile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	hosts := dnsresolver.HostsSpec{Hostname: hostname, Domainname: c.Config.Domainname}
@@ -224,7 +225,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: t.ip, Names: []string{l.Alias, t.name, t.id[:12]}})
 		}
 	}
-	if err := writeVolatile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
+	if err := atomicfile.WriteVolatile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
 		return err
 	}
 	hostConf, _ := os.ReadFile("/etc/resolv.conf")
@@ -241,7 +242,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 	} else {
 		resolv = hostConf // host and none networking: the host's resolvers
 	}
-	return writeVolatile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
+	return atomicfile.WriteVolatile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
 // linked is what a link needs of its target container.

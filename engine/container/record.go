@@ -125,19 +125,13 @@ func (m *Manager) save(c *Container) error {
 	if err != nil {
 		return err
 	}
-	return writeVolatile(m.recordPath(c.ID), append(b, '\n'), 0o600)
+	return atomicfile.WriteVolatile(m.recordPath(c.ID), append(b, '\n'), 0o600)
 }
 
 // saveDurable writes a record atomically and syncs it: a container that
 // was created, or renamed, stays so across a power cut.
 func (m *Manager) saveDurable(c *Container) error {
 	return atomicfile.WriteJSON(m.recordPath(c.ID), c, 0o600)
-}
-
-// writeVolatile is atomicfile.WriteVolatile, for files made again at
-// every start.
-func writeVolatile(path string, data []byte, perm os.FileMode) error {
-	return atomicfile.WriteVolatile(path, data, perm)
 }
 
 // loadRecords reads every record under ROOT/containers. Directories

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // Runtime is what the monitor needs of the OCI runtime: create a container
@@ -483,7 +484,7 @@ func (s *Server) record(c *container) {
 
 	// Not synced: the loop must not wait on the disk, and only a power
 	// cut (which ends every container anyway) loses page-cache data.
-	if err := writeVolatile(c.exitFile, exit); err != nil {
+	if err := writeJSONVolatile(c.exitFile, exit); err != nil {
 		s.log.Error("monitor: record exit", "container", c.id, "err", err)
 	}
 	s.mu.Lock()
@@ -513,26 +514,12 @@ func (s *Server) release(c *container) {
 	}
 }
 
-// writeVolatile replaces path with v as JSON, atomically (temporary file
-// and rename) but without syncing.
-func writeVolatile(path string, v any) error {
+// writeJSONVolatile replaces path with v as JSON, atomically but without
+// syncing (atomicfile.WriteVolatile).
+func writeJSONVolatile(path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.WriteVolatile(path, b, 0o600)
 }
