@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/network"
-	"golang.org/x/sys/unix"
 )
 
 // TestDefaultNetworkAnswersNames guards the default network's DNS: made on

@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/berth-dev/berth/engine/build"
 	"github.com/berth-dev/berth/engine/enginetest"
 	"github.com/berth-dev/berth/engine/image/imagetest"
-	"github.com/containerd/errdefs"
 )
 
 func TestMultiStageBusyboxBuildRuns(t *testing.T) {

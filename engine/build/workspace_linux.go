@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/internal/mountinfo"
 	"github.com/berth-dev/berth/internal/overlay"
-	"golang.org/x/sys/unix"
 )
 
 // workspace is a step's view of a build state: the state's layers stacked
