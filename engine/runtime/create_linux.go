@@ -274,6 +274,14 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 // defaultCgroup is the cgroup of container id when its spec names none.
 func (r *Runtime) defaultCgroup(id string) string { return "/" + r.cfg.CgroupParent + "/" + id }
 
+// removeParentIfEmpty removes the state root's parent cgroup with its last
+// container, when cgroup (a container's) is under it.
+func (r *Runtime) removeParentIfEmpty(cgroup string) {
+	if parent := "/" + r.cfg.CgroupParent; filepath.Dir(cgroup) == parent {
+		r.host.RemoveIfEmpty(parent)
+	}
+}
+
 // splitPids separates the pids limit from the other resources.
 func splitPids(r *specs.LinuxResources) (rest, pids *specs.LinuxResources) {
 	if r == nil || r.Pids == nil {

@@ -228,7 +228,7 @@ func (r *Runtime) Delete(ctx context.Context, id string, opts DeleteOptions) err
 			os.RemoveAll(r.dir(id))
 			cg := r.defaultCgroup(id)
 			r.host.RemoveIfEmpty(cg)
-			r.host.RemoveIfEmpty(filepath.Dir(cg))
+			r.removeParentIfEmpty(cg)
 		}
 		return nil
 	}
@@ -262,10 +262,7 @@ func (r *Runtime) destroy(rec *record) error {
 		if derr := cg.Destroy(); derr != nil {
 			errs = append(errs, derr)
 		}
-		if parent := "/" + r.cfg.CgroupParent; filepath.Dir(rec.Cgroup) == parent {
-			// The state root's parent goes with its last container.
-			r.host.RemoveIfEmpty(parent)
-		}
+		r.removeParentIfEmpty(rec.Cgroup)
 	} else {
 		errs = append(errs, err)
 	}

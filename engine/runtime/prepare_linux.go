@@ -3,7 +3,6 @@ package runtime
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 
 	"github.com/containerd/errdefs"
@@ -115,9 +114,7 @@ func (p *Prepared) removeCgroup() {
 	if err := cg.Destroy(); err != nil {
 		p.r.log.Warn("container "+p.id+": remove the cgroup of a prepared setup stage: "+err.Error(), "container", p.id)
 	}
-	if parent := "/" + p.r.cfg.CgroupParent; filepath.Dir(p.cgroup) == parent {
-		p.r.host.RemoveIfEmpty(parent)
-	}
+	p.r.removeParentIfEmpty(p.cgroup)
 }
 
 // Pid is the prepared setup stage's pid.
