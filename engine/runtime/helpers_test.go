@@ -97,7 +97,16 @@ func (c *capture) text() string {
 func run(t *testing.T, rt *Runtime, id, bundle string) result {
 	t.Helper()
 	out, errOut := newCapture(t), newCapture(t)
-	p, err := rt.Create(context.Background(), id, bundle, IO{Stdout: out.w, Stderr: errOut.w})
+	return runCreated(t, rt, id, out, errOut, func() (Process, error) {
+		return rt.Create(context.Background(), id, bundle, IO{Stdout: out.w, Stderr: errOut.w})
+	})
+}
+
+// runCreated is run with the create its caller makes, writing to out and
+// errOut.
+func runCreated(t *testing.T, rt *Runtime, id string, out, errOut *capture, create func() (Process, error)) result {
+	t.Helper()
+	p, err := create()
 	if err != nil {
 		out.text()
 		errOut.text()

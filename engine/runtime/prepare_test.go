@@ -37,22 +37,13 @@ func runPrepared(t *testing.T, rt *Runtime, id, bundle string, namespaces []spec
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = unix.Unmount(rootfs, unix.MNT_DETACH) })
-	proc, err := rt.CreatePrepared(context.Background(), id, bundle, p)
-	if err != nil {
-		out.text()
-		errOut.text()
-		t.Fatalf("create: %v", err)
-	}
-	t.Cleanup(func() { rt.Delete(context.Background(), id, DeleteOptions{Force: true}) })
-	if err := rt.Start(context.Background(), id); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	ws := reap(proc.Pid)
-	res := result{stdout: out.text(), stderr: errOut.text(), status: ws}
-	if err := rt.Delete(context.Background(), id, DeleteOptions{}); err != nil {
-		t.Fatalf("delete: %v", err)
-	}
-	return res, proc.Pid == stage
+	var pid int
+	res := runCreated(t, rt, id, out, errOut, func() (Process, error) {
+		proc, err := rt.CreatePrepared(context.Background(), id, bundle, p)
+		pid = proc.Pid
+		return proc, err
+	})
+	return res, pid == stage
 }
 
 // TestPreparedStageBecomesTheContainer: a stage started before the spec
