@@ -71,11 +71,9 @@ func (m *Manager) Create(ctx context.Context, cfg Config) (Container, error) {
 }
 
 func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Container, err error) {
-	dir := m.dir(id)
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, err
-	}
+	// First of all: the stage's start-up is the longest part of a start.
 	prepared := m.prepare(id, cfg)
+	dir := m.dir(id)
 	defer func() {
 		// Answered before create returns: the start's create, on another
 		// connection, must find the stage reserved.
@@ -87,6 +85,9 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 			os.RemoveAll(dir)
 		}
 	}()
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return nil, err
+	}
 	imageID, img, err := m.images.Lookup(ctx, cfg.Image)
 	if err != nil {
 		return nil, err

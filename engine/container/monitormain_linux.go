@@ -101,13 +101,21 @@ func (m monitorRuntime) create(ctx context.Context, id, bundle string, stdio mon
 // to go; a kill that freezes the cgroup in the middle of that execve can
 // catch a thread that cannot die yet, and leave the container unkillable
 // (engine/runtime's v1 Kill does not thaw when its freeze times out).
-func (m monitorRuntime) Start(ctx context.Context, id string) error {
+//
+// The monitor knows the pid (its child); the runtime's state, a record
+// to decode, is read only when it does not.
+func (m monitorRuntime) Start(ctx context.Context, id string, pid int) error {
+	if pid <= 0 {
+		if st, err := m.rt.State(ctx, id); err == nil {
+			pid = st.Pid
+		}
+	}
 	exe := ""
-	if st, err := m.rt.State(ctx, id); err == nil && st.Pid > 0 {
-		exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid))
+	if pid > 0 {
+		exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		defer func() {
 			if exe != "" {
-				waitExec(st.Pid, exe)
+				waitExec(pid, exe)
 			}
 		}()
 	}

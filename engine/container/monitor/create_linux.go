@@ -111,7 +111,7 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 	}
 	s.add(&watch{c: c, fd: pidfd})
 	if req.Start {
-		if err := s.rt.Start(context.Background(), req.ID); err != nil {
+		if err := s.rt.Start(context.Background(), req.ID, pid); err != nil {
 			// Its exit is reaped and recorded as any other.
 			_ = unix.Kill(pid, unix.SIGKILL)
 			closeFds(dups)

@@ -88,7 +88,7 @@ func (r *shellRuntime) Create(_ context.Context, id, script string, stdio Stdio)
 	return cmd.Process.Pid, master, nil
 }
 
-func (r *shellRuntime) Start(_ context.Context, id string) error {
+func (r *shellRuntime) Start(_ context.Context, id string, _ int) error {
 	r.mu.Lock()
 	gate := r.gates[id]
 	script, prepared := r.scripts[id]

@@ -27,7 +27,8 @@ type Runtime interface {
 	// Create returns the pid of the container's first process and, for a
 	// container with a terminal, the pty master.
 	Create(ctx context.Context, id, bundle string, stdio Stdio) (pid int, console *os.File, err error)
-	Start(ctx context.Context, id string) error
+	// Start releases container id, whose first process is pid.
+	Start(ctx context.Context, id string, pid int) error
 	// Prepare starts the setup stage of container id, whose spec will list
 	// namespaces, with the given stdio, ahead of its create; it fails for
 	// namespaces that cannot be prepared.
@@ -263,7 +264,13 @@ func (s *Server) handle(conn *net.UnixConn) {
 		reply(Response{})
 	case "start":
 		s.ops.RLock()
-		err := s.rt.Start(context.Background(), req.ID)
+		pid := 0
+		s.mu.Lock()
+		if c := s.containers[req.ID]; c != nil {
+			pid = c.pid
+		}
+		s.mu.Unlock()
+		err := s.rt.Start(context.Background(), req.ID, pid)
 		s.ops.RUnlock()
 		if err != nil {
 			fail(fmt.Errorf("start %s: %w", req.ID, err))
