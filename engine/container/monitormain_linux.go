@@ -32,6 +32,9 @@ func MonitorMain(version string) {
 		log.Error("monitor: runtime", "err", err)
 		os.Exit(1)
 	}
+	// Spare stages that died unclaimed with a killed monitor left their
+	// cgroups (on v1).
+	rt.RemoveSpareCgroups()
 	if err := monitor.ServeTrimmed(root, monitorRuntime{rt}, version, log, TrimMemory); err != nil {
 		log.Error("monitor", "err", err)
 		os.Exit(1)
@@ -43,6 +46,18 @@ type monitorRuntime struct{ rt *runtime.Runtime }
 
 func (m monitorRuntime) Create(ctx context.Context, id, bundle string, stdio monitor.Stdio) (int, *os.File, error) {
 	return m.create(ctx, id, bundle, stdio, nil)
+}
+
+func (m monitorRuntime) PrepareSpare(stdio monitor.Stdio) (monitor.PreparedStage, error) {
+	p, err := m.rt.PrepareSpare(runtimeIO(stdio))
+	if err != nil {
+		return nil, err
+	}
+	return preparedStage{p, stdio}, nil
+}
+
+func (p preparedStage) Claim(id string, namespaces []specs.LinuxNamespace) error {
+	return p.p.Claim(id, namespaces)
 }
 
 func (m monitorRuntime) Prepare(id string, namespaces []specs.LinuxNamespace, stdio monitor.Stdio) (monitor.PreparedStage, error) {

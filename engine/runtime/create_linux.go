@@ -94,7 +94,7 @@ func (r *Runtime) createFrom(ctx context.Context, id, bundle string, stdio IO, p
 	if prep != nil {
 		netPath, err := prep.fits(id, ns, rec.Cgroup)
 		if err == nil {
-			early = &earlyStage{c: prep.c, netPath: netPath}
+			early = &earlyStage{c: prep.c, netPath: netPath, unshare: prep.unshare}
 			prep.c = nil
 		} else {
 			r.log.Warn("container "+id+": prepared setup stage not used: "+err.Error(), "container", id)
@@ -130,6 +130,7 @@ func (r *Runtime) cgroupPath(id string, spec *specs.Spec) string {
 type earlyStage struct {
 	c       *child
 	netPath string
+	unshare uintptr // namespaces it makes itself (a claimed spare)
 }
 
 func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *specs.Spec, ns nsPlan, stdio IO, early *earlyStage) (Process, error) {
@@ -240,6 +241,9 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 		Seccomp: prog.Bytes(), New: ns.new, Cgroups: cg.Mounts(), Failpoints: r.childFailpoints(),
 		ExtraFiles: len(stdio.ExtraFiles), Handoff: len(handoff) > 0, JoinNet: len(handoff) > 1,
 	}
+	if early != nil {
+		boot.Unshare = early.unshare
+	}
 	if spec.Linux.Seccomp != nil {
 		boot.SeccompFlags = spec.Linux.Seccomp.Flags
 	}
@@ -278,6 +282,7 @@ func (r *Runtime) defaultCgroup(id string) string { return "/" + r.cfg.CgroupPar
 // container, when cgroup (a container's) is under it.
 func (r *Runtime) removeParentIfEmpty(cgroup string) {
 	if parent := "/" + r.cfg.CgroupParent; filepath.Dir(cgroup) == parent {
+		r.RemoveSpareCgroups()
 		r.host.RemoveIfEmpty(parent)
 	}
 }

@@ -3,7 +3,12 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"os"
+	goruntime "runtime"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -32,6 +37,11 @@ type Prepared struct {
 	joinNet bool
 	io      IO
 	cgroup  string
+	// spare is set until a container claims the stage (PrepareSpare);
+	// unshare are the namespaces it then makes on its own thread, as it
+	// was cloned into a new pid namespace only.
+	spare   bool
+	unshare uintptr
 }
 
 // Prepare starts the setup stage of container id, whose spec will list
@@ -49,48 +59,75 @@ func (r *Runtime) Prepare(id string, namespaces []specs.LinuxNamespace, stdio IO
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	ns, err := planNamespaces(namespaces)
+	ns, joinNet, err := planPrepared(namespaces)
 	if err != nil {
 		return nil, err
 	}
-	joinNet := false
+	p := &Prepared{r: r, id: id, ns: ns, joinNet: joinNet, io: stdio, cgroup: r.defaultCgroup(id)}
+	clone := ns
+	clone.flags &^= unix.CLONE_NEWNS
+	if err := p.start(clone, false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// planPrepared plans the namespaces of a container whose stage is started
+// ahead of its create: it may join a network namespace (the stage enters
+// it once it learns the path), nothing else, and have no user namespace.
+// The joins are left out of the plan.
+func planPrepared(namespaces []specs.LinuxNamespace) (ns nsPlan, joinNet bool, err error) {
+	if ns, err = planNamespaces(namespaces); err != nil {
+		return ns, false, err
+	}
 	for _, j := range ns.joins {
 		if j.Type != specs.NetworkNamespace {
-			return nil, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("prepare: a joined %s namespace must be entered before the clone", j.Type))
+			return ns, false, errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("prepare: a joined %s namespace must be entered before the clone", j.Type))
 		}
 		joinNet = true
 	}
 	if ns.user {
-		return nil, errdefs.ErrNotImplemented.WithMessage("prepare: a user namespace's maps are written at the clone")
+		return ns, false, errdefs.ErrNotImplemented.WithMessage("prepare: a user namespace's maps are written at the clone")
 	}
 	ns.joins = nil
-	p := &Prepared{r: r, id: id, ns: ns, joinNet: joinNet, io: stdio, cgroup: r.defaultCgroup(id)}
-	// The cgroup as Create makes it (see there), without resources.
+	return ns, joinNet, nil
+}
+
+// start clones the stage into clone's namespaces and puts it in p.cgroup,
+// made as Create makes a container's (see there), without resources. An
+// idle stage is cloned from a thread of SCHED_IDLE policy, which it
+// inherits: its start-up takes only CPU time nothing else wants.
+func (p *Prepared) start(clone nsPlan, idle bool) error {
+	r := p.r
 	warmed := make(chan struct{})
 	go func() { r.host.WarmMigration(); close(warmed) }()
 	defer func() { <-warmed }()
 	cg, err := r.host.Cgroup(p.cgroup)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cgfd := -1
 	if r.host.Version == cgroups.V2 {
 		if err := cg.Create(); err != nil {
-			return nil, err
+			return err
 		}
 		fd, _, err := cg.CloneFD()
 		if err != nil {
 			p.removeCgroup()
-			return nil, err
+			return err
 		}
 		cgfd = fd
 		defer unix.Close(cgfd)
 	}
-	clone := ns
-	clone.flags &^= unix.CLONE_NEWNS
-	if p.c, err = r.spawn(spawnRequest{ns: clone, pidfd: -1, cgroupFD: cgfd, io: stdio, prepared: true}); err != nil {
+	req := spawnRequest{ns: clone, pidfd: -1, cgroupFD: cgfd, io: p.io, prepared: true}
+	if idle {
+		p.c, err = r.spawnIdle(req)
+	} else {
+		p.c, err = r.spawn(req)
+	}
+	if err != nil {
 		p.removeCgroup()
-		return nil, err
+		return err
 	}
 	if cgfd < 0 {
 		err := cg.Create()
@@ -99,10 +136,116 @@ func (r *Runtime) Prepare(id string, namespaces []specs.LinuxNamespace, stdio IO
 		}
 		if err != nil {
 			p.Close()
-			return nil, err
+			return err
 		}
 	}
+	return nil
+}
+
+// spawnIdle is spawn from a thread of its own, made SCHED_IDLE first. The
+// thread is never given back to Go: it ends with its goroutine.
+func (r *Runtime) spawnIdle(req spawnRequest) (*child, error) {
+	type result struct {
+		c   *child
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+			done <- result{err: fmt.Errorf("idle priority: %w", err)}
+			return
+		}
+		c, err := r.spawn(req)
+		done <- result{c, err}
+	}()
+	res := <-done
+	return res.c, res.err
+}
+
+// PrepareSpare starts a setup stage that no container has claimed yet, so
+// that the next container's create finds one through its start-up: Claim
+// gives it to a container. It is cloned into a new pid namespace only (a
+// process cannot change its own); it unshares the container's other new
+// namespaces on its own thread once bootstrapped. It waits in a spare
+// cgroup of the state root, and starts at idle priority (SCHED_IDLE).
+func (r *Runtime) PrepareSpare(stdio IO) (*Prepared, error) {
+	p := &Prepared{r: r, spare: true, io: stdio, cgroup: r.spareCgroup()}
+	p.ns.flags = unix.CLONE_NEWPID
+	if err := p.start(p.ns, true); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// spareCgroupPrefix names the cgroups of spare stages, beside the
+// containers' (whose names are ids, never this).
+const spareCgroupPrefix = "spare-"
+
+var spareCount atomic.Uint64
+
+func (r *Runtime) spareCgroup() string {
+	return fmt.Sprintf("/%s/%s%d-%d", r.cfg.CgroupParent, spareCgroupPrefix, os.Getpid(), spareCount.Add(1))
+}
+
+// RemoveSpareCgroups removes the cgroups of spare stages that died
+// unclaimed with the process that started them (a killed monitor); those
+// of live stages are busy and stay.
+func (r *Runtime) RemoveSpareCgroups() {
+	r.host.RemoveChildrenIf("/"+r.cfg.CgroupParent, func(name string) bool {
+		return strings.HasPrefix(name, spareCgroupPrefix)
+	})
+}
+
+// Claim gives spare stage p to container id, whose spec will list
+// namespaces (as for Prepare): its cgroup becomes the container's, and it
+// gets back to normal priority. After Claim, p is id's prepared stage. A
+// spec without a new pid namespace cannot claim it, nor can one that
+// Prepare refuses; p then stays a spare.
+func (p *Prepared) Claim(id string, namespaces []specs.LinuxNamespace) error {
+	if p.c == nil || !p.spare {
+		return errors.New("claim: not an unclaimed spare stage")
+	}
+	if err := checkID(id); err != nil {
+		return err
+	}
+	ns, joinNet, err := planPrepared(namespaces)
+	if err != nil {
+		return err
+	}
+	if ns.flags&unix.CLONE_NEWPID == 0 {
+		return errdefs.ErrNotImplemented.WithMessage("claim: a spare stage is in a pid namespace of its own")
+	}
+	cgroup := p.r.defaultCgroup(id)
+	if err := p.r.host.Move(p.cgroup, cgroup, p.c.pid); err != nil {
+		return err
+	}
+	if err := normalPriority(p.c.pid); err != nil {
+		p.r.log.Warn("container "+id+": spare setup stage: "+err.Error(), "container", id)
+	}
+	p.spare, p.id, p.cgroup, p.joinNet = false, id, cgroup, joinNet
+	p.unshare = ns.flags &^ (unix.CLONE_NEWPID | unix.CLONE_NEWNS)
+	p.ns = ns
+	return nil
+}
+
+// normalPriority puts every thread of pid back to SCHED_OTHER, nice 0.
+func normalPriority(pid int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("normal priority for thread %d: %w", tid, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // removeCgroup removes the prepared stage's cgroup, once it is empty.
@@ -136,6 +279,9 @@ func (p *Prepared) Close() {
 func (p *Prepared) fits(id string, ns nsPlan, cgroup string) (netPath string, err error) {
 	if p.c == nil {
 		return "", errors.New("already used or closed")
+	}
+	if p.spare {
+		return "", errors.New("it is a spare no container claimed")
 	}
 	if id != p.id || cgroup != p.cgroup {
 		return "", fmt.Errorf("it was prepared for container %s in cgroup %s", p.id, p.cgroup)

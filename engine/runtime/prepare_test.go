@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/rootid"
+
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -25,6 +27,13 @@ func runPrepared(t *testing.T, rt *Runtime, id, bundle string, namespaces []spec
 	if err != nil {
 		t.Fatalf("prepare: %v", err)
 	}
+	return runStage(t, rt, id, bundle, p, out, errOut)
+}
+
+// runStage creates container id from stage p, whose stdio are out and
+// errOut, as runPrepared does.
+func runStage(t *testing.T, rt *Runtime, id, bundle string, p *Prepared, out, errOut *capture) (result, bool) {
+	t.Helper()
 	stage := p.Pid()
 	rootfs := filepath.Join(bundle, "rootfs")
 	if err := os.Rename(rootfs, rootfs+".dir"); err != nil {
@@ -152,6 +161,79 @@ func TestPreparedStageClosedUnused(t *testing.T) {
 	if !errdefs.IsNotImplemented(err) {
 		t.Fatalf("preparing a stage that joins a pid namespace: %v, want not implemented", err)
 	}
+}
+
+// TestSpareStageBecomesTheContainer: a spare stage, started at idle
+// priority in a pid namespace of its own before any container exists,
+// becomes the container that claims it: in the spec's other namespaces
+// (made at bootstrap), its cgroup, at normal priority. A spec it cannot
+// serve leaves it a spare; one that died unclaimed leaves no cgroup.
+func TestSpareStageBecomesTheContainer(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	out, errOut := newCapture(t), newCapture(t)
+	p, err := rt.PrepareSpare(IO{Stdout: out.w, Stderr: errOut.w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if policy(t, p.Pid()) != unix.SCHED_IDLE {
+		t.Fatalf("the spare stage's policy is %d, want SCHED_IDLE", policy(t, p.Pid()))
+	}
+	hostShared := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	if err := p.Claim("host-pid", hostShared); !errdefs.IsNotImplemented(err) {
+		t.Fatalf("claim for a container in the host's pid namespace: %v, want not implemented", err)
+	}
+	script := "hostname; for ns in net uts ipc; do readlink /proc/self/ns/$ns; done; echo pid $$; grep -c /claimed$ /proc/self/cgroup; grep ^policy /proc/self/sched"
+	b := bundle(t, root, []string{"sh", "-c", script}, nil)
+	spec, err := LoadSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Claim("claimed", spec.Linux.Namespaces); err != nil {
+		t.Fatal(err)
+	}
+	if policy(t, p.Pid()) != unix.SCHED_NORMAL {
+		t.Fatalf("the claimed stage's policy is %d, want SCHED_NORMAL", policy(t, p.Pid()))
+	}
+	res, used := runStage(t, rt, "claimed", b, p, out, errOut)
+	if !used {
+		t.Fatal("the claimed spare stage did not become the container")
+	}
+	lines := strings.Split(res.stdout, "\n")
+	if res.code() != 0 || len(lines) < 7 || lines[0] != "box" || lines[4] != "pid 1" || lines[5] == "0" || !strings.HasSuffix(lines[6], " 0") {
+		t.Fatalf("got %q (stderr %q, code %d): want hostname box, pid 1, the container's cgroup, policy 0", res.stdout, res.stderr, res.code())
+	}
+	for i, ns := range []string{"net", "uts", "ipc"} {
+		if host, _ := os.Readlink("/proc/self/ns/" + ns); lines[1+i] == host {
+			t.Fatalf("the container's %s namespace is the host's (%s)", ns, host)
+		}
+	}
+
+	// Unclaimed and killed (with the monitor that started it), it leaves its
+	// cgroup, which RemoveSpareCgroups removes.
+	dead, err := rt.PrepareSpare(IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = unix.Kill(dead.Pid(), unix.SIGKILL)
+	dead.c.reap()
+	dead.c = nil
+	rt.RemoveSpareCgroups()
+	left, _ := filepath.Glob("/sys/fs/cgroup/*/" + rootid.CgroupParent(root) + "/spare-*")
+	v2, _ := filepath.Glob("/sys/fs/cgroup/" + rootid.CgroupParent(root) + "/spare-*")
+	if left = append(left, v2...); len(left) > 0 {
+		t.Fatalf("cgroups of a dead spare stage left: %v", left)
+	}
+}
+
+// policy is the scheduling policy of pid.
+func policy(t *testing.T, pid int) uint32 {
+	t.Helper()
+	attr, err := unix.SchedGetAttr(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return attr.Policy
 }
 
 // TestWarmBootstrapDecodes: the warm-up decodes every field it names into

@@ -118,6 +118,9 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 			return 0, nil, nil, fmt.Errorf("start %s: %w", req.ID, err)
 		}
 	}
+	// A spare stage for the next create, now that this one's work is done
+	// (its start-up would compete with this container's setup).
+	s.refillSpare()
 	if len(dups) != len(names) {
 		closeFds(dups)
 		return pid, nil, nil, nil

@@ -121,24 +121,39 @@ func (s *shellStage) Close() {
 }
 
 func (r *shellRuntime) Prepare(_ string, _ []specs.LinuxNamespace, stdio Stdio) (PreparedStage, error) {
+	return r.prepare(stdio, os.Getenv("TEST_PREPARED"))
+}
+
+// PrepareSpare is Prepare, recorded in $TEST_SPARES.
+func (r *shellRuntime) PrepareSpare(stdio Stdio) (PreparedStage, error) {
+	return r.prepare(stdio, os.Getenv("TEST_SPARES"))
+}
+
+// prepare starts a shell that runs the script its create sends, and
+// appends its pid to record.
+func (r *shellRuntime) prepare(stdio Stdio, record string) (PreparedStage, error) {
 	gateR, gateW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	defer gateR.Close()
-	cmd := exec.Command(r.busybox, "sh", "-c", `read -r script <&3; eval "$script"`)
+	// A stage nobody ends outlives the monitor, as a real one would not: it
+	// shows in the tests.
+	cmd := exec.Command(r.busybox, "sh", "-c", `read -r script <&3 || exec sleep 100; eval "$script"`)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
 	cmd.ExtraFiles = []*os.File{gateR}
 	if err := cmd.Start(); err != nil {
 		gateW.Close()
 		return nil, err
 	}
-	if f, err := os.OpenFile(os.Getenv("TEST_PREPARED"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+	if f, err := os.OpenFile(record, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
 		fmt.Fprintln(f, cmd.Process.Pid)
 		f.Close()
 	}
 	return &shellStage{cmd: cmd, gate: gateW}, nil
 }
+
+func (s *shellStage) Claim(string, []specs.LinuxNamespace) error { return nil }
 
 func (r *shellRuntime) CreatePrepared(_ context.Context, id, script string, stage PreparedStage) (int, *os.File, error) {
 	s := stage.(*shellStage)
@@ -604,9 +619,12 @@ func TestUpgradeKeepsContainersOutputAndStatus(t *testing.T) {
 
 // preparedPids reads the pids of the stages the shell runtime prepared,
 // which it appends to $TEST_PREPARED.
-func preparedPids(t *testing.T) []int {
+func preparedPids(t *testing.T) []int { return recordedPids(t, "TEST_PREPARED") }
+
+// recordedPids reads the pids the shell runtime appended to the file $env.
+func recordedPids(t *testing.T, env string) []int {
 	t.Helper()
-	b, err := os.ReadFile(os.Getenv("TEST_PREPARED"))
+	b, err := os.ReadFile(os.Getenv(env))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
@@ -616,6 +634,80 @@ func preparedPids(t *testing.T) []int {
 		pids = append(pids, pid)
 	}
 	return pids
+}
+
+// TestSpareStageServesTheNextPrepare: after a create, the monitor starts a
+// spare stage; the next prepare of a container without stdin or a
+// terminal claims it, and the container runs as it, logged through its
+// pipes; another spare follows. A container with stdin gets a stage of
+// its own. Shutdown ends the spare.
+func TestSpareStageServesTheNextPrepare(t *testing.T) {
+	t.Setenv("TEST_PREPARED", filepath.Join(t.TempDir(), "prepared"))
+	t.Setenv("TEST_SPARES", filepath.Join(t.TempDir(), "spares"))
+	last := 0
+	t.Cleanup(func() { // after the monitor's shutdown
+		deadline := time.Now().Add(5 * time.Second)
+		for last > 0 && unix.Kill(last, 0) != unix.ESRCH {
+			if time.Now().After(deadline) {
+				t.Errorf("the spare stage, pid %d, outlived the monitor's shutdown", last)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	c, root := startMonitor(t)
+	ctx := context.Background()
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	spares := func(n int) []int {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			pids := recordedPids(t, "TEST_SPARES")
+			if len(pids) >= n || time.Now().After(deadline) {
+				return pids
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if got := spares(0); len(got) != 0 {
+		t.Fatalf("spare stages %v before any create, want none", got)
+	}
+	exits, err := c.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := create(t, c, root, "first", "exit 0", false)
+	waitExit(t, exits, first)
+	spare := spares(1)
+	if len(spare) != 1 {
+		t.Fatalf("spare stages %v after a create, want one", spare)
+	}
+	if err := c.Prepare(ctx, Request{ID: "s1", Namespaces: ns}); err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "s1", "echo from the spare stage; exit 5", false)
+	if s.pid != spare[0] {
+		t.Fatalf("s1 runs as pid %d, not as the spare stage %d", s.pid, spare[0])
+	}
+	if e := waitExit(t, exits, s); e.Status != 5 {
+		t.Fatalf("exit %+v, want status 5", e)
+	}
+	if got := readLog(t, filepath.Join(root, "s1", "log")); len(got) != 1 || string(got[0].Line) != "from the spare stage\n" {
+		t.Fatalf("log %+v, want the line the spare stage printed", got)
+	}
+	if spare = spares(2); len(spare) != 2 {
+		t.Fatalf("spare stages %v, want a second one after s1's create", spare)
+	}
+	if err := c.Prepare(ctx, Request{ID: "s2", Namespaces: ns, Stdin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Discard(ctx, "s2"); err != nil { // (once its stage is started)
+		t.Fatal(err)
+	}
+	if got := preparedPids(t); len(got) != 1 {
+		t.Fatalf("prepared stages %v: want one of its own for a container with stdin", got)
+	}
+	last = spare[1]
 }
 
 // TestPreparedStageIsTakenByCreateOrDiscarded: a stage prepared for a
@@ -647,7 +739,8 @@ func TestPreparedStageIsTakenByCreateOrDiscarded(t *testing.T) {
 		t.Fatalf("log %+v, want the line the prepared stage printed", got)
 	}
 
-	if err := c.Prepare(ctx, Request{ID: "p2", Namespaces: ns}); err != nil {
+	// With stdin: a stage of its own, not the spare p1's create left.
+	if err := c.Prepare(ctx, Request{ID: "p2", Namespaces: ns, Stdin: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Discard(ctx, "p2"); err != nil {

@@ -15,6 +15,11 @@ const (
 	maxPrepared = 16
 )
 
+// spareTTL is how long a spare stage waits for a prepare. Creates come in
+// bursts: a spare is started after each create, for the next one, and
+// ended after a quiet spell.
+const spareTTL = 30 * time.Second
+
 // prepared is a setup stage started by a prepare request, with the pipes
 // it was given, until the container's create takes it.
 type prepared struct {
@@ -64,6 +69,15 @@ func (s *Server) prepare(req Request, reply func(error)) {
 		return
 	}
 	defer close(p.ready)
+	if sp := s.claimSpare(req); sp != nil {
+		p.stage, p.pipes = sp.stage, sp.pipes
+		p.timer = time.AfterFunc(preparedTTL, func() {
+			if s.takePreparedIf(req.ID, p) {
+				p.close()
+			}
+		})
+		return
+	}
 	pipes, err := newStdioPipes(req.Terminal, req.Stdin)
 	if err == nil {
 		p.pipes = pipes
@@ -79,6 +93,87 @@ func (s *Server) prepare(req Request, reply func(error)) {
 			p.close()
 		}
 	})
+}
+
+// claimSpare gives the spare stage to req's container, if there is one
+// that fits (a spare has no terminal and no stdin). A spare that cannot
+// be claimed (the spec shares the host's pid namespace, say) stays.
+func (s *Server) claimSpare(req Request) *prepared {
+	if req.Terminal || req.Stdin {
+		return nil
+	}
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if sp == nil {
+		return nil
+	}
+	sp.timer.Stop()
+	if err := sp.stage.Claim(req.ID, req.Namespaces); err != nil {
+		s.log.Debug("monitor: claim spare stage", "container", req.ID, "err", err)
+		s.keepSpare(sp)
+		return nil
+	}
+	return sp
+}
+
+// refillSpare starts a spare stage in the background, unless there is one
+// or one is being started. It holds the ops lock's read side, so an
+// upgrade waits for it (and discards what it made).
+func (s *Server) refillSpare() {
+	s.mu.Lock()
+	if s.spare != nil || s.refilling || s.spareOff {
+		s.mu.Unlock()
+		return
+	}
+	s.refilling = true
+	s.refills.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.refills.Done()
+		s.ops.RLock()
+		defer s.ops.RUnlock()
+		sp := &prepared{ready: make(chan struct{})}
+		close(sp.ready)
+		var err error
+		if sp.pipes, err = newStdioPipes(false, false); err == nil {
+			sp.stage, err = s.rt.PrepareSpare(sp.pipes.stdio)
+		}
+		s.mu.Lock()
+		s.refilling = false
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Debug("monitor: spare stage", "err", err)
+			sp.close()
+			return
+		}
+		s.keepSpare(sp)
+	}()
+}
+
+// keepSpare makes sp the spare stage, for spareTTL, or ends it if there
+// is one already or the monitor shuts down.
+func (s *Server) keepSpare(sp *prepared) {
+	s.mu.Lock()
+	if s.spare != nil || s.spareOff {
+		s.mu.Unlock()
+		sp.close()
+		return
+	}
+	s.spare = sp
+	sp.timer = time.AfterFunc(spareTTL, func() {
+		s.mu.Lock()
+		mine := s.spare == sp
+		if mine {
+			s.spare = nil
+		}
+		s.mu.Unlock()
+		if mine {
+			sp.close()
+		}
+	})
+	s.mu.Unlock()
 }
 
 // takePrepared removes and returns container id's prepared stage, once it
@@ -122,6 +217,10 @@ func (s *Server) discardPrepared(id string) {
 			ps = append(ps, p)
 			delete(s.prepared, k)
 		}
+	}
+	if id == "" && s.spare != nil {
+		ps = append(ps, s.spare)
+		s.spare = nil
 	}
 	s.mu.Unlock()
 	for _, p := range ps {

@@ -36,10 +36,17 @@ type Runtime interface {
 	// CreatePrepared is Create with the stdio and the stage that Prepare
 	// was given and started; it takes the stage over.
 	CreatePrepared(ctx context.Context, id, bundle string, stage PreparedStage) (pid int, console *os.File, err error)
+	// PrepareSpare starts a setup stage for the next container prepared
+	// (without a terminal and stdin), with the given stdio; Claim gives it
+	// to that container.
+	PrepareSpare(stdio Stdio) (PreparedStage, error)
 }
 
-// PreparedStage is a setup stage Prepare started.
+// PreparedStage is a setup stage Prepare or PrepareSpare started.
 type PreparedStage interface {
+	// Claim makes a spare stage container id's prepared stage, whose spec
+	// will list namespaces; on failure it stays a spare.
+	Claim(id string, namespaces []specs.LinuxNamespace) error
 	// Close ends a stage that will not be used.
 	Close()
 }
@@ -80,6 +87,13 @@ type Server struct {
 	prepared    map[string]*prepared
 	subscribers map[chan Exit]struct{}
 	parking     *parkRequest
+	// spare is a setup stage started for the next prepare; refilling is
+	// set while one is being started, spareOff once the monitor shuts
+	// down. refills are the starts in flight.
+	spare     *prepared
+	refilling bool
+	spareOff  bool
+	refills   sync.WaitGroup
 }
 
 type container struct {
@@ -326,6 +340,10 @@ func (s *Server) handle(conn *net.UnixConn) {
 }
 
 func (s *Server) shutdown() {
+	s.mu.Lock()
+	s.spareOff = true
+	s.mu.Unlock()
+	s.refills.Wait()
 	s.discardPrepared("")
 	s.closed.Do(func() {
 		close(s.stop)

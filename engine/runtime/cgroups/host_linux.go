@@ -141,6 +141,74 @@ func (h *Host) RemoveIfEmpty(path string) {
 	}
 }
 
+// RemoveChildrenIf removes, on every hierarchy, the child cgroups of
+// parent whose names match; a cgroup that still holds a process stays.
+func (h *Host) RemoveChildrenIf(parent string, match func(name string) bool) {
+	var dirs []string
+	if h.Version == V2 {
+		if dir, err := dirIn(h.Unified, "/", parent); err == nil {
+			dirs = append(dirs, dir)
+		}
+	} else {
+		for _, hier := range h.Hierarchies {
+			if dir, err := dirIn(hier.Mountpoint, hier.Root, parent); err == nil {
+				dirs = append(dirs, dir)
+			}
+		}
+	}
+	for _, dir := range dirs {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if e.IsDir() && match(e.Name()) {
+				_ = unix.Rmdir(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+}
+
+// Move makes the cgroup at from, holding process pid, the cgroup at to
+// (under the same parent). On v1 each hierarchy's directory is renamed,
+// which moves no process: no migration, none of its wait for an RCU grace
+// period. v2 refuses renames: there to is made, pid joins it, and from is
+// removed. On failure nothing has moved.
+func (h *Host) Move(from, to string, pid int) error {
+	if h.Version == V2 {
+		dst, err := h.Cgroup(to)
+		if err != nil {
+			return err
+		}
+		if err := dst.Create(); err != nil {
+			return err
+		}
+		if err := dst.Join(pid); err != nil {
+			_ = dst.Destroy()
+			return err
+		}
+		if src, err := h.Cgroup(from); err == nil {
+			_ = src.Destroy()
+		}
+		return nil
+	}
+	var done [][2]string
+	for _, hier := range h.Hierarchies {
+		src, err := dirIn(hier.Mountpoint, hier.Root, from)
+		if err == nil {
+			var dst string
+			if dst, err = dirIn(hier.Mountpoint, hier.Root, to); err == nil {
+				if err = os.Rename(src, dst); err == nil {
+					done = append(done, [2]string{src, dst})
+					continue
+				}
+			}
+		}
+		for _, d := range done {
+			_ = os.Rename(d[1], d[0])
+		}
+		return fmt.Errorf("move cgroup %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
 // WarmMigration moves this process into the cgroup it is already in, on
 // one v1 hierarchy, and returns when done. It changes nothing; it is for
 // its side effect: the first cgroup v1 migration after a quiet spell
