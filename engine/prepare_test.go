@@ -3,6 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,82 @@ func TestCreatedContainerStartsWhateverCameBetween(t *testing.T) {
 	upgraded := create("upgraded", "none")
 	r.reopen(copyBinary(t, "berth-upgraded"))
 	check(upgraded, 1)
+}
+
+// TestCreateTakesADirectoryMadeAhead: after a start, the next create's
+// directory is made ahead (its files too, so that create and start
+// allocate no inode); the create takes it. A crash between taking one
+// and writing the record into it leaves a half-created container, which
+// a restart removes, with the directories made ahead it left.
+func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
+	t.Parallel()
+	r := newReopenable(t, "")
+	ctx := context.Background()
+	containers := filepath.Join(r.Root, "containers")
+	ahead := func() (string, uint64) {
+		t.Helper()
+		var dir string
+		testutil.Eventually(t, 10*time.Second, func() error {
+			found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*"))
+			if len(found) != 1 {
+				return fmt.Errorf("directories made ahead: %v, want one", found)
+			}
+			dir = found[0]
+			return nil
+		})
+		return dir, inode(t, dir)
+	}
+	run := func(name string) container.Container {
+		t.Helper()
+		c, err := r.Containers.Create(ctx, container.Config{Name: name, Image: "busybox", NetworkMode: "none", Cmd: []string{"true"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Containers.Start(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*")); len(found) != 0 {
+		t.Fatalf("directories made ahead before any start: %v", found)
+	}
+	run("first")
+	_, ino := ahead()
+	second := run("second")
+	if got := inode(t, filepath.Join(containers, second.ID)); got != ino {
+		t.Fatalf("the second container's directory is inode %d, not the one made ahead (%d)", got, ino)
+	}
+	if code := waitExit(t, r.Engine, second.ID); code != 0 {
+		t.Fatalf("second exited %d", code)
+	}
+
+	// A create that took a directory and crashed before its record.
+	dir, _ := ahead()
+	crashed := filepath.Join(containers, strings.Repeat("c", 64))
+	if err := os.Rename(dir, crashed); err != nil {
+		t.Fatal(err)
+	}
+	run("third") // another directory made ahead, left by the "crash"
+	ahead()
+	r.reopen("")
+	if _, err := os.Stat(crashed); !os.IsNotExist(err) {
+		t.Fatalf("the half-created container's directory is still there: %v", err)
+	}
+	if found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*")); len(found) != 0 {
+		t.Fatalf("directories made ahead survived a restart: %v", found)
+	}
+	for _, c := range []container.Container{second} {
+		if _, err := r.Containers.Get(c.ID); err != nil {
+			t.Fatalf("%s after the restart: %v", c.Name, err)
+		}
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }

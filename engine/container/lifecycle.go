@@ -54,15 +54,23 @@ func (m *Manager) Create(ctx context.Context, cfg Config) (Container, error) {
 	m.names[cfg.Name] = id // reserved; released if create fails
 	m.mu.Unlock()
 
-	c, err := m.create(ctx, id, cfg)
+	c, syncRecord, err := m.create(ctx, id, cfg)
 	if err != nil {
 		m.mu.Lock()
 		delete(m.names, cfg.Name)
 		m.mu.Unlock()
 		return Container{}, fmt.Errorf("create container %s: %w", cfg.Name, err)
 	}
-	e := &entry{c: c, exited: make(chan struct{})}
+	e := &entry{c: c, exited: make(chan struct{}), synced: make(chan struct{})}
 	close(e.exited)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(e.synced)
+		if err := syncRecord(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("sync the record of a new container", "container", c.Name, "err", err)
+		}
+	}()
 	m.mu.Lock()
 	m.containers[id] = e
 	m.mu.Unlock()
@@ -70,7 +78,7 @@ func (m *Manager) Create(ctx context.Context, cfg Config) (Container, error) {
 	return *c, nil
 }
 
-func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Container, err error) {
+func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Container, syncRecord func() error, err error) {
 	// First of all: the stage's start-up is the longest part of a start.
 	prepared := m.prepare(id, cfg)
 	dir := m.dir(id)
@@ -85,19 +93,22 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, err
+	ahead := m.takeAheadDir(dir)
+	if !ahead {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, nil, err
+		}
 	}
 	imageID, img, err := m.images.Lookup(ctx, cfg.Image)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.Healthcheck == nil || len(cfg.Healthcheck.Test) == 0 {
 		cfg.Healthcheck = imageHealthcheck(img.Config.Healthcheck, cfg.Healthcheck)
 	}
 	path, args := command(cfg, img.Config.Entrypoint, img.Config.Cmd)
 	if path == "" {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("no command specified: the image has no entrypoint or command, and none was given")
+		return nil, nil, errdefs.ErrInvalidArgument.WithMessage("no command specified: the image has no entrypoint or command, and none was given")
 	}
 	c = &Container{
 		ID: id, Name: cfg.Name, Created: time.Now().UTC(), Config: cfg, ImageID: imageID,
@@ -137,7 +148,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		v, err := m.volumes.Create(volume.CreateOptions{Anonymous: true, Labels: map[string]string{anonymousOwner: id}})
 		if err != nil {
 			m.removeAnonymousVolumes(c)
-			return nil, err
+			return nil, nil, err
 		}
 		if c.AnonymousVolumes == nil {
 			c.AnonymousVolumes = map[string]string{}
@@ -146,7 +157,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 	}
 	if err := failpoint.Inject("container/create-before-record"); err != nil {
 		m.removeAnonymousVolumes(c)
-		return nil, err
+		return nil, nil, err
 	}
 	// The lease, the record and the root filesystem's mount are made at
 	// once: the lease (not synced) and the mount (which the start would
@@ -163,13 +174,16 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		defer wg.Done()
 		mountErr = m.mountImage(ctx, id, imageID)
 	}()
-	saveErr := m.saveDurable(c)
+	syncRecord, saveErr := m.writeNew(c, ahead)
 	wg.Wait()
 	if err := errors.Join(leaseErr, mountErr, saveErr); err != nil {
+		if syncRecord != nil {
+			_ = syncRecord()
+		}
 		m.removeAnonymousVolumes(c)
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, syncRecord, nil
 }
 
 // prepare has the monitor start the container's setup stage now
@@ -352,8 +366,9 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		b, err = json.Marshal(spec)
 	}
 	if err == nil {
-		// Not synced: the bundle is made again at every start.
-		err = atomicfile.WriteVolatile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
+		// In place, not synced: the bundle is made again at every start,
+		// and the file exists in a directory made ahead.
+		err = os.WriteFile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
 	}
 	if err := errors.Join(err, <-etcDone); err != nil {
 		return err
@@ -405,8 +420,17 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 			return err
 		}
 	}
+	if e.synced != nil {
+		<-e.synced // its create's record
+	}
 	m.emit(c, "start", nil)
 	m.startHealth(e)
+	// The next create's directory, now that this start's work is done.
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.makeAheadDir()
+	}()
 	return nil
 }
 

@@ -92,11 +92,15 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu         sync.Mutex // guards containers, names, subs, execs
+	mu         sync.Mutex // guards containers, names, subs, execs, ahead
 	containers map[string]*entry
 	names      map[string]string // name -> id
 	subs       map[chan Event]struct{}
 	execs      map[string]*execProcess
+	// ahead is a container directory made for the next create (see
+	// aheaddir.go); makingAhead is set while one is made.
+	ahead       string
+	makingAhead bool
 }
 
 // entry is one container in memory: its record and the lock that orders
@@ -121,6 +125,9 @@ type entry struct {
 	streams *monitor.Streams
 	// pending are attaches waiting for the next start.
 	pending []chan *monitor.Attachment
+	// synced closes once the record its create wrote is synced; nil for a
+	// container the daemon found at restore.
+	synced chan struct{}
 }
 
 // Open loads the records of root, starts (or finds, and upgrades to
@@ -135,6 +142,7 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Root, "containers"), 0o711); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
+	removeAheadDirs(opts.Root)
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		root: opts.Root, images: opts.Images, volumes: opts.Volumes, networks: opts.Networks, rt: opts.Runtime,

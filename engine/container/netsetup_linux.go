@@ -12,7 +12,6 @@ import (
 
 	"github.com/berth-dev/berth/dnsresolver"
 	"github.com/berth-dev/berth/engine/network"
-	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // DefaultNetwork is the network a container joins when its config names
@@ -189,11 +188,14 @@ func (c *Container) firstEndpoint() (Endpoint, bool) {
 }
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf, which the spec bind-mounts over the image's.
+// /etc/resolv.conf, which the spec bind-mounts over the image's. They are
+// written in place: made again at every start, and bind-mounted (a
+// replaced file would leave its mount on the old one); in a directory
+// made ahead they exist already.
 func (m *Manager) writeEtcFiles(c *Container) error {
 	dir := m.dir(c.ID)
 	hostname := hostnameOf(c)
-	if err := atomicfile.WriteVolatile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	hosts := dnsresolver.HostsSpec{Hostname: hostname, Domainname: c.Config.Domainname}
@@ -225,7 +227,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: t.ip, Names: []string{l.Alias, t.name, t.id[:12]}})
 		}
 	}
-	if err := atomicfile.WriteVolatile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
 		return err
 	}
 	hostConf, _ := os.ReadFile("/etc/resolv.conf")
@@ -242,7 +244,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 	} else {
 		resolv = hostConf // host and none networking: the host's resolvers
 	}
-	return atomicfile.WriteVolatile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
+	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
 // linked is what a link needs of its target container.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
@@ -128,6 +129,45 @@ func (m *Manager) save(c *Container) error {
 	return atomicfile.WriteVolatile(m.recordPath(c.ID), append(b, '\n'), 0o600)
 }
 
+// writeNew writes the record of a container being created, in place (in
+// a directory made ahead the file exists: no inode to allocate), and
+// returns the function that syncs it and its directory's entry. A crash
+// half-way leaves a record that does not load: the directory of a create
+// that did not finish, which restore removes.
+//
+// The create answers once the record is written and syncs it after (see
+// Create): a sync takes a millisecond or more on a journaling file system,
+// and its start has nothing to wait for. The container's start answers
+// only once it is synced.
+func (m *Manager) writeNew(c *Container, ahead bool) (sync func() error, err error) {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(m.recordPath(c.ID), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return nil, err
+	}
+	dir := m.dir(c.ID)
+	return func() error {
+		err := f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && !ahead {
+			err = syncDir(dir) // made ahead, it was synced with its files
+		}
+		if err == nil {
+			err = syncDir(filepath.Dir(dir))
+		}
+		return err
+	}, nil
+}
+
 // saveDurable writes a record atomically and syncs it: a container that
 // was created, or renamed, stays so across a power cut.
 func (m *Manager) saveDurable(c *Container) error {
@@ -146,7 +186,7 @@ func (m *Manager) loadRecords() (records []*Container, broken []string, err erro
 		return nil, nil, err
 	}
 	for _, e := range entries {
-		if !e.IsDir() {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		var c Container

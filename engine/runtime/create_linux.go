@@ -40,11 +40,15 @@ func (r *Runtime) createFrom(ctx context.Context, id, bundle string, stdio IO, p
 	if err := checkID(id); err != nil {
 		return Process{}, err
 	}
-	warmed := make(chan struct{})
-	// See cgroups.Host.WarmMigration: the grace period the join would
-	// wait for passes while the spec is read and the cgroup made.
-	go func() { r.host.WarmMigration(); close(warmed) }()
-	defer func() { <-warmed }()
+	if prep == nil {
+		// See cgroups.Host.WarmMigration: the grace period the join would
+		// wait for passes while the spec is read and the cgroup made. A
+		// prepared stage is in its cgroup already: nothing to warm, and
+		// nothing to wait for.
+		warmed := make(chan struct{})
+		go func() { r.host.WarmMigration(); close(warmed) }()
+		defer func() { <-warmed }()
+	}
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return Process{}, err

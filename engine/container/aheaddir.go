@@ -1,0 +1,129 @@
+package container
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+)
+
+// A container's directory is made ahead, after a start, for the next
+// create: its subdirectories and the empty files that create and start
+// write in place. A file system allocates an inode for each new file, and
+// some do it slowly (ext4 without a journal scans past every recently
+// deleted inode: up to a millisecond per file after a burst of removals);
+// a create that renames a directory made ahead allocates none.
+//
+// Directories made ahead are named with a leading dot under
+// ROOT/containers, which records never are: made as .making-N, then
+// renamed .ahead-N once complete. Open removes those a previous daemon
+// left.
+const (
+	aheadPrefix  = ".ahead-"
+	makingPrefix = ".making-"
+)
+
+// aheadFiles are the empty files of a directory made ahead, with their
+// modes, as create and start write them.
+var aheadFiles = []struct {
+	name string
+	mode os.FileMode
+}{
+	{"container.json", 0o600},
+	{"container.log", 0o640},
+	{"hostname", 0o644},
+	{"hosts", 0o644},
+	{"resolv.conf", 0o644},
+	{filepath.Join("bundle", "config.json"), 0o600},
+}
+
+var aheadCount atomic.Uint64
+
+// takeAheadDir makes a directory made ahead into dir; false if there is
+// none, or it could not be moved.
+func (m *Manager) takeAheadDir(dir string) bool {
+	m.mu.Lock()
+	path := m.ahead
+	m.ahead = ""
+	m.mu.Unlock()
+	if path == "" {
+		return false
+	}
+	if err := os.Rename(path, dir); err != nil {
+		m.log.Debug("container directory made ahead", "err", err)
+		_ = os.RemoveAll(path)
+		return false
+	}
+	return true
+}
+
+// makeAheadDir makes a directory ahead for the next create, unless one
+// waits or is being made.
+func (m *Manager) makeAheadDir() {
+	m.mu.Lock()
+	if m.ahead != "" || m.makingAhead {
+		m.mu.Unlock()
+		return
+	}
+	m.makingAhead = true
+	m.mu.Unlock()
+	n := aheadCount.Add(1)
+	making := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", makingPrefix, n))
+	path := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", aheadPrefix, n))
+	err := makeAheadDir(making)
+	if err == nil {
+		err = os.Rename(making, path)
+	}
+	if err != nil {
+		m.log.Debug("container directory made ahead", "err", err)
+		_ = os.RemoveAll(making)
+		path = ""
+	}
+	m.mu.Lock()
+	m.makingAhead = false
+	m.ahead = path
+	m.mu.Unlock()
+}
+
+func makeAheadDir(path string) error {
+	for _, d := range []string{"", filepath.Join("fs", "upper"), filepath.Join("fs", "work"), filepath.Join("bundle", "rootfs")} {
+		mode := os.FileMode(0o755)
+		if d == "" {
+			mode = 0o711
+		}
+		if err := os.MkdirAll(filepath.Join(path, d), mode); err != nil {
+			return err
+		}
+	}
+	for _, f := range aheadFiles {
+		fd, err := os.OpenFile(filepath.Join(path, f.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err != nil {
+			return err
+		}
+		fd.Close()
+	}
+	// Its entries are durable before any record is written in it (see
+	// saveNew).
+	return syncDir(path)
+}
+
+// removeAheadDirs removes the directories made ahead that a previous
+// daemon left.
+func removeAheadDirs(root string) {
+	entries, _ := os.ReadDir(filepath.Join(root, "containers"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), aheadPrefix) || strings.HasPrefix(e.Name(), makingPrefix) {
+			_ = os.RemoveAll(filepath.Join(root, "containers", e.Name()))
+		}
+	}
+}
+
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
