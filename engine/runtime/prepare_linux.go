@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,8 +94,8 @@ func planPrepared(namespaces []specs.LinuxNamespace) (ns nsPlan, joinNet bool, e
 
 // start clones the stage into clone's namespaces and puts it in p.cgroup,
 // made as Create makes a container's (see there), without resources. An
-// idle stage is cloned from a thread of SCHED_IDLE policy, which it
-// inherits: its start-up takes only CPU time nothing else wants.
+// idle stage goes on with its start-up at SCHED_IDLE policy, on CPU time
+// nothing else wants, once exec'd.
 func (p *Prepared) start(clone nsPlan, idle bool) error {
 	r := p.r
 	warmed := make(chan struct{})
@@ -119,15 +118,18 @@ func (p *Prepared) start(clone nsPlan, idle bool) error {
 		cgfd = fd
 		defer unix.Close(cgfd)
 	}
-	req := spawnRequest{ns: clone, pidfd: -1, cgroupFD: cgfd, io: p.io, prepared: true}
-	if idle {
-		p.c, err = r.spawnIdle(req)
-	} else {
-		p.c, err = r.spawn(req)
-	}
+	p.c, err = r.spawn(spawnRequest{ns: clone, pidfd: -1, cgroupFD: cgfd, io: p.io, prepared: true})
 	if err != nil {
 		p.removeCgroup()
 		return err
+	}
+	if idle {
+		// Its threads to come inherit the policy of this one, which runs
+		// the Go start-up and the setup, and execs.
+		if err := unix.SchedSetAttr(p.c.pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
+			p.Close()
+			return fmt.Errorf("idle priority: %w", err)
+		}
 	}
 	if cgfd < 0 {
 		err := cg.Create()
@@ -140,27 +142,6 @@ func (p *Prepared) start(clone nsPlan, idle bool) error {
 		}
 	}
 	return nil
-}
-
-// spawnIdle is spawn from a thread of its own, made SCHED_IDLE first. The
-// thread is never given back to Go: it ends with its goroutine.
-func (r *Runtime) spawnIdle(req spawnRequest) (*child, error) {
-	type result struct {
-		c   *child
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		goruntime.LockOSThread()
-		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
-			done <- result{err: fmt.Errorf("idle priority: %w", err)}
-			return
-		}
-		c, err := r.spawn(req)
-		done <- result{c, err}
-	}()
-	res := <-done
-	return res.c, res.err
 }
 
 // PrepareSpare starts a setup stage that no container has claimed yet, so

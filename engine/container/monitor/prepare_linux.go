@@ -15,6 +15,10 @@ const (
 	maxPrepared = 16
 )
 
+// spareWait is how long a prepare waits for the spare stage being started
+// (a clone and a cgroup: milliseconds) rather than start another.
+const spareWait = 100 * time.Millisecond
+
 // spareTTL is how long a spare stage waits for a prepare. Creates come in
 // bursts: a spare is started after each create, for the next one, and
 // ended after a quiet spell.
@@ -103,6 +107,15 @@ func (s *Server) claimSpare(req Request) *prepared {
 		return nil
 	}
 	s.mu.Lock()
+	if s.spare == nil && s.refilling {
+		refilled := s.refilled
+		s.mu.Unlock()
+		select {
+		case <-refilled:
+		case <-time.After(spareWait):
+		}
+		s.mu.Lock()
+	}
 	sp := s.spare
 	s.spare = nil
 	s.mu.Unlock()
@@ -128,10 +141,13 @@ func (s *Server) refillSpare() {
 		return
 	}
 	s.refilling = true
+	refilled := make(chan struct{})
+	s.refilled = refilled
 	s.refills.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.refills.Done()
+		defer close(refilled)
 		s.ops.RLock()
 		defer s.ops.RUnlock()
 		sp := &prepared{ready: make(chan struct{})}
@@ -140,15 +156,15 @@ func (s *Server) refillSpare() {
 		if sp.pipes, err = newStdioPipes(false, false); err == nil {
 			sp.stage, err = s.rt.PrepareSpare(sp.pipes.stdio)
 		}
-		s.mu.Lock()
-		s.refilling = false
-		s.mu.Unlock()
 		if err != nil {
 			s.log.Debug("monitor: spare stage", "err", err)
 			sp.close()
-			return
+		} else {
+			s.keepSpare(sp)
 		}
-		s.keepSpare(sp)
+		s.mu.Lock()
+		s.refilling = false
+		s.mu.Unlock()
 	}()
 }
 

@@ -88,10 +88,12 @@ type Server struct {
 	subscribers map[chan Exit]struct{}
 	parking     *parkRequest
 	// spare is a setup stage started for the next prepare; refilling is
-	// set while one is being started, spareOff once the monitor shuts
-	// down. refills are the starts in flight.
+	// set while one is being started, and refilled closes when it is done;
+	// spareOff is set once the monitor shuts down. refills are the starts
+	// in flight.
 	spare     *prepared
 	refilling bool
+	refilled  chan struct{}
 	spareOff  bool
 	refills   sync.WaitGroup
 }
