@@ -400,9 +400,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	// The monitor reports this run's exit from now on.
 	c.State = State{Status: Running, Pid: pid, StartedAt: time.Now().UTC(), Health: initialHealth(c)}
 	e.exited = make(chan struct{})
-	if err := m.save(c); err != nil {
-		return err
-	}
+	m.saveSoon(e)
 	e.streams.Close()
 	e.streams = streams
 	// Attaches waiting for this start get the output from its first byte.
@@ -432,6 +430,27 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 		m.makeAheadDir()
 	}()
 	return nil
+}
+
+// saveSoon saves e's record once e.op is free: after the start that
+// holds it has answered. A crash before leaves a run that the record does
+// not claim yet, which restore adopts (see restore).
+func (m *Manager) saveSoon(e *entry) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		e.op.Lock()
+		defer e.op.Unlock()
+		m.mu.Lock()
+		current := m.containers[e.c.ID] == e
+		m.mu.Unlock()
+		if !current {
+			return // removed meanwhile
+		}
+		if err := m.save(e.c); err != nil {
+			m.log.Warn("save the record of a started container", "container", e.c.Name, "err", err)
+		}
+	}()
 }
 
 // classifyStartError gives a command that cannot be run its error class,

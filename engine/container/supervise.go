@@ -115,15 +115,24 @@ func (m *Manager) restore(ctx context.Context) error {
 			// It ended while no daemon watched: its exit file says how.
 			m.handleExit(e, m.readExit(c))
 		case Restarting:
+			if cs, ok := running[c.ID]; ok && m.adoptUnrecorded(ctx, e, cs) {
+				claimed[c.ID] = true
+				continue
+			}
 			close(e.exited)
 			m.scheduleRestart(e, 0)
 		default:
+			if cs, ok := running[c.ID]; ok && m.adoptUnrecorded(ctx, e, cs) {
+				claimed[c.ID] = true
+				continue
+			}
 			close(e.exited)
 			m.cleanStopped(ctx, c)
 		}
 	}
-	// A run the monitor started that no record claims is a start that a
-	// crash cut between the monitor's create and the record's save.
+	// A run the monitor created that no record claims, and that was not
+	// started (so not adopted above), is a start that a crash cut between
+	// the monitor's create and its start.
 	for id, cs := range running {
 		if claimed[id] {
 			continue
@@ -148,6 +157,29 @@ func (m *Manager) restore(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// adoptUnrecorded takes over a run the monitor started whose record a
+// crash kept from saying so: a start answers before it saves the record
+// (see saveSoon). A run the runtime holds created but not started is not
+// adopted: the start that made it did not finish.
+func (m *Manager) adoptUnrecorded(ctx context.Context, e *entry, cs monitor.ContainerStreams) bool {
+	st, err := m.rt.State(ctx, e.c.ID)
+	if err != nil || st.Pid != cs.Pid || (st.Status != runtime.Running && st.Status != runtime.Paused) {
+		return false
+	}
+	c := e.c
+	c.State = State{Status: Running, Pid: cs.Pid, StartedAt: time.Now().UTC(), Health: initialHealth(c)}
+	if st.Status == runtime.Paused {
+		c.State.Status = Paused
+	}
+	if err := m.save(c); err != nil {
+		m.log.Warn("save the record of an adopted run", "container", c.Name, "err", err)
+	}
+	m.log.Warn("adopting a container process whose start a crash left unrecorded", "container", c.Name, "pid", cs.Pid)
+	e.streams = cs.Streams
+	m.startHealth(e)
+	return true
 }
 
 // cleanStopped takes away what a crash may have left of a stopped
