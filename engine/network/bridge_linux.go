@@ -109,7 +109,7 @@ func enableForwarding() error { return writeSysctl("net/ipv4/ip_forward", "1") }
 
 // defaultRouteLinks are the interfaces of the host's IPv4 default routes.
 func defaultRouteLinks() []netlink.Link {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := whole(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil
 	}
@@ -144,7 +144,7 @@ func hostMTU() int {
 // other machines (and, by hairpin, from containers).
 func HostAddress() (netip.Addr, bool) {
 	for _, link := range defaultRouteLinks() {
-		addrs, _ := netlink.AddrList(link, netlink.FAMILY_V4)
+		addrs, _ := whole(func() ([]netlink.Addr, error) { return netlink.AddrList(link, netlink.FAMILY_V4) })
 		for _, a := range addrs {
 			if ip, ok := netip.AddrFromSlice(a.IP); ok {
 				return ip.Unmap(), true
@@ -170,7 +170,7 @@ func hostPrefixes() ([]netip.Prefix, error) {
 			out = append(out, p)
 		}
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := whole(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}

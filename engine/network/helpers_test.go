@@ -260,7 +260,7 @@ func linksIn(t testing.TB, path string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	err := inNetns(path, func(h *netlink.Handle) error {
-		links, err := h.LinkList()
+		links, err := whole(h.LinkList)
 		if err != nil {
 			return err
 		}

@@ -141,7 +141,7 @@ func TestPortConflict(t *testing.T) {
 	if ents, _ := os.ReadDir(e.m.netnsDir()); len(ents) != 0 {
 		t.Fatalf("refused sandbox left a namespace: %v", ents)
 	}
-	links, _ := netlink.LinkList()
+	links, _ := whole(netlink.LinkList)
 	for _, l := range links {
 		if strings.HasPrefix(l.Attrs().Name, e.m.prefix+"ve") {
 			t.Fatalf("refused sandbox left %s", l.Attrs().Name)

@@ -144,7 +144,7 @@ func (m *Manager) deleteOrphans() {
 			known[ep.HostInterface] = true
 		}
 	}
-	links, err := netlink.LinkList()
+	links, err := whole(netlink.LinkList)
 	if err == nil {
 		for _, l := range links {
 			name := l.Attrs().Name

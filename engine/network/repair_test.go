@@ -72,7 +72,7 @@ func crashAt(t *testing.T, dir, step string) {
 }
 
 func (e *env) ourLinks() []string {
-	links, err := netlink.LinkList()
+	links, err := whole(netlink.LinkList)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCrashRepair(t *testing.T) {
 	} {
 		crashAt(t, e.dir, c.step)
 		var left []string
-		links, _ := netlink.LinkList()
+		links, _ := whole(netlink.LinkList)
 		for _, l := range links {
 			name := l.Attrs().Name
 			if strings.HasPrefix(name, e.m.prefix) && !slices.Contains(wantLinks, name) && name != goneEP.HostInterface {

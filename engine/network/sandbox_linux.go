@@ -161,7 +161,7 @@ func plugPort(veth netlink.Link, br netlink.Link) error {
 func setDefaultRoute(nsPath string, ep *Endpoint) error {
 	return inNetns(nsPath, func(h *netlink.Handle) error {
 		if ep == nil {
-			routes, err := h.RouteList(nil, netlink.FAMILY_V4)
+			routes, err := whole(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 			if err != nil {
 				return err
 			}
