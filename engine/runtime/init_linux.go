@@ -165,8 +165,9 @@ func (s *setup) handoff(fds []int) error {
 	// unshare(CLONE_NEWNS) gives this thread alone (with its own fs_struct)
 	// the new namespace; it execs the container's process. A spare stage
 	// makes its other new namespaces here too, and leaves the idle
-	// priority it started with (the process inherits this thread's).
-	if s.boot.Unshare != 0 {
+	// priority it started with, if Claim has not (the process inherits
+	// this thread's).
+	if attr, err := unix.SchedGetAttr(0, 0); err == nil && attr.Policy == unix.SCHED_IDLE {
 		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
 			return step("priority", err)
 		}

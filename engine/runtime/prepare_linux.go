@@ -149,7 +149,8 @@ func (p *Prepared) start(clone nsPlan, idle bool) error {
 // gives it to a container. It is cloned into a new pid namespace only (a
 // process cannot change its own); it unshares the container's other new
 // namespaces on its own thread once bootstrapped. It waits in a spare
-// cgroup of the state root, and starts at idle priority (SCHED_IDLE).
+// cgroup of the state root, and goes through its start-up at idle
+// priority (SCHED_IDLE).
 func (r *Runtime) PrepareSpare(stdio IO) (*Prepared, error) {
 	p := &Prepared{r: r, spare: true, io: stdio, cgroup: r.spareCgroup()}
 	p.ns.flags = unix.CLONE_NEWPID

@@ -3,7 +3,8 @@
 # bin/berth by default) on a fresh state root under /var/tmp:
 #   - create+start latency per container through the API (until the
 #     container's process exec'd), beside engine/runtime alone creating and
-#     starting the same spec, in turns (goal: within 10%);
+#     starting the same spec, in blocks of ten back-to-back starts taken in
+#     turns (goal: within 10%);
 #   - idle memory of berth's own processes (daemon + monitor, no container),
 #     RSS and PSS from /proc/PID/smaps_rollup (goal: < 30 MB RSS);
 #   - memory per running container: growth of the daemon's and the monitor's
@@ -12,7 +13,7 @@
 #   - log throughput: a container flooding stdout, in lines/s, every line
 #     checked in its log (goal: none lost).
 # Needs root and busybox-static. Tune with CONTAINERBENCH_ARGS, e.g.
-#   CONTAINERBENCH_ARGS="-starts 50 -lines 5000000 -network none" hack/bench/container.sh
+#   CONTAINERBENCH_ARGS="-starts 100 -block 20 -lines 5000000 -network none" hack/bench/container.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
