@@ -488,3 +488,48 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 		t.Fatalf("start after the crash: %d %v", code, err)
 	}
 }
+
+// TestCrashMidRestartIsAdopted kills the daemon (failpoint) in the middle
+// of a restart of the restart policy, after the monitor started the new
+// run and before the record says so: the restarted daemon takes the new
+// run over (it does not stop it and restart once more), says so in its
+// log, and the restart policy goes on.
+func TestCrashMidRestartIsAdopted(t *testing.T) {
+	t.Parallel()
+	testutil.RequireRoot(t)
+	bin := testutil.BerthBinary(t)
+	root := testutil.StateRoot(t)
+	logPath := filepath.Join(t.TempDir(), "daemon.log")
+	var d *daemonProc
+	cleanupDaemon(t, &d)
+	d = startDaemon(t, bin, root, logPath)
+	importBusybox(t, d)
+	ctx := context.Background()
+	ctl := t.TempDir()
+	// Each run counts itself in /ctl/runs; the first waits for /ctl/go and
+	// fails, the next ones run on.
+	script := `echo run >> /ctl/runs; if [ "$(wc -l < /ctl/runs)" -gt 1 ]; then exec sleep 1000; fi; while [ ! -f /ctl/go ]; do usleep 10000; done; exit 3`
+	c := runAll(t, d, []container.Config{{Name: "restarter", Image: "busybox", NetworkMode: "none",
+		RestartPolicy: container.RestartPolicy{Name: "on-failure"},
+		Mounts:        []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}},
+		Cmd:           []string{"sh", "-c", script}}})[0]
+	d.stop()
+
+	d = startDaemon(t, bin, root, logPath, "BERTH_FAILPOINTS=container/after-monitor-create=kill")
+	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.waitGone() // at the restart's failpoint
+	d = startDaemon(t, bin, root, logPath)
+	if !strings.Contains(d.logText(), "adopting a container process whose start a crash left unrecorded") {
+		t.Fatalf("the daemon's log does not say it adopted the cut restart:\n%s", d.logText())
+	}
+	got, err := d.client.Containers().Inspect(ctx, c.ID)
+	if err != nil || got.State.Status != container.Running {
+		t.Fatalf("after the cut restart: %+v %v, want running", got.State, err)
+	}
+	time.Sleep(300 * time.Millisecond) // time for a restart too many, if any
+	if runs, _ := os.ReadFile(filepath.Join(ctl, "runs")); strings.Count(string(runs), "run") != 2 {
+		t.Fatalf("%d runs, want 2: the first and its restart, taken over", strings.Count(string(runs), "run"))
+	}
+}

@@ -108,9 +108,6 @@ func (m *Manager) restore(ctx context.Context) error {
 				e.streams = cs.Streams
 				m.startHealth(e)
 				continue // still running under the monitor
-			} else if ok && m.adoptUnrecorded(ctx, e, cs) {
-				claimed[c.ID] = true
-				continue // a restart whose record a crash kept from saying so
 			}
 			if m.adoptOrphan(ctx, e, nil) {
 				continue
