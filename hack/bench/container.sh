@@ -3,8 +3,8 @@
 # bin/berth by default) on a fresh state root under /var/tmp:
 #   - create+start latency per container through the API (until the
 #     container's process exec'd), beside engine/runtime alone creating and
-#     starting the same spec, in blocks of ten back-to-back starts taken in
-#     turns (goal: within 10%);
+#     starting the same spec, in turns: one start at a time (after a pause),
+#     and in blocks of ten back-to-back starts (goal: within 10%);
 #   - idle memory of berth's own processes (daemon + monitor, no container),
 #     RSS and PSS from /proc/PID/smaps_rollup (goal: < 30 MB RSS);
 #   - memory per running container: growth of the daemon's and the monitor's

@@ -4,7 +4,8 @@
 //
 //   - create-plus-start latency per container through the API (until the
 //     container's process has exec'd), beside the runtime's own create and
-//     start of the same kind of bundle, in process;
+//     start of the same kind of bundle, in process: one start at a time,
+//     and in blocks of back-to-back starts;
 //   - berth's idle memory (daemon and monitor, no container), RSS and PSS
 //     from /proc/PID/smaps_rollup;
 //   - berth's memory per running container: the growth of the daemon's
@@ -50,7 +51,7 @@ import (
 
 var (
 	block = flag.Int("block", 10, "starts in a row on one side of the latency measure")
-	pause = flag.Duration("pause", 100*time.Millisecond, "pause between blocks of the latency measure")
+	pause = flag.Duration("pause", 100*time.Millisecond, "pause before each block (or single start) of the latency measure")
 )
 
 func main() {
@@ -306,8 +307,7 @@ func median(us []usage) usage {
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 // startLatency times create+start through the API, and the runtime's own
-// create+start of the same spec, both until the process exec'd, taking
-// turns so that both meet the same load on a shared machine.
+// create+start of the same spec, both until the process exec'd.
 func (b *bench) startLatency(tmp string, n int) error {
 	ctx := context.Background()
 	runOne := func(name string) (string, time.Duration, error) {
@@ -344,18 +344,40 @@ func (b *bench) startLatency(tmp string, n int) error {
 	if _, err := rl.once(); err != nil {
 		return err
 	}
-	var viaAPI, own []time.Duration
-	// In turns, a block of each: starts back to back within a block, as
-	// compose makes them, and a pause between blocks, so that what one side
-	// does in the background after its starts (berth readies a spare setup
-	// stage for the next create) does not land on the other's clock.
-	for i := 0; i < n; i += *block {
-		k := min(*block, n-i)
+	// Two ways, each side in turns so that both meet the same machine:
+	// one start at a time (each after a pause, as a user's `run`), and in
+	// blocks of back-to-back starts (as compose makes them), where what a
+	// side does in the background after its starts (berth readies a spare
+	// setup stage and a directory for the next create) lands on its own
+	// next start, not on the other side's clock.
+	for _, m := range []struct {
+		name         string
+		starts, size int
+	}{
+		{"one at a time", n / 2, 1},
+		{fmt.Sprintf("in blocks of %d back to back", *block), n, *block},
+	} {
+		viaAPI, own, err := b.latencyBlocks(rl, runOne, m.name, m.starts, m.size)
+		if err != nil {
+			return err
+		}
+		a, r := medianDuration(viaAPI), medianDuration(own)
+		fmt.Printf("container: create+start latency, %d containers %s, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
+			m.starts, m.name, ms(a), ms(meanDuration(viaAPI)), ms(r), ms(meanDuration(own)), 100*float64(a)/float64(r))
+	}
+	return b.removeAll()
+}
+
+// latencyBlocks times n starts on each side, size at a time in turns, with
+// a pause before each block.
+func (b *bench) latencyBlocks(rl *runtimeLatency, runOne func(string) (string, time.Duration, error), name string, n, size int) (viaAPI, own []time.Duration, err error) {
+	for i := 0; i < n; i += size {
+		k := min(size, n-i)
 		time.Sleep(*pause)
 		for j := range k {
-			_, d, err := runOne(fmt.Sprintf("lat%d", i+j))
+			_, d, err := runOne(fmt.Sprintf("lat-%s-%d", strings.ReplaceAll(name, " ", "-"), i+j))
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			viaAPI = append(viaAPI, d)
 		}
@@ -363,18 +385,12 @@ func (b *bench) startLatency(tmp string, n int) error {
 		for range k {
 			d, err := rl.once()
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
 			own = append(own, d)
 		}
 	}
-	if err := b.removeAll(); err != nil {
-		return err
-	}
-	a, r := medianDuration(viaAPI), medianDuration(own)
-	fmt.Printf("container: create+start latency, %d containers one after the other in blocks of %d, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
-		n, *block, ms(a), ms(meanDuration(viaAPI)), ms(r), ms(meanDuration(own)), 100*float64(a)/float64(r))
-	return nil
+	return viaAPI, own, nil
 }
 
 // overlayLower returns the lower dirs of the overlay mounted at rootfs,
