@@ -151,6 +151,24 @@ func importBusybox(t *testing.T, d *daemonProc) {
 	}
 }
 
+// busyboxDaemon starts a daemon on a fresh state root, with the busybox
+// image; the daemon last in *last is cleaned up at the end (cleanupDaemon).
+func busyboxDaemon(t *testing.T, last **daemonProc) *daemonProc {
+	t.Helper()
+	testutil.RequireRoot(t)
+	root := testutil.StateRoot(t) // its cleanup runs after cleanupDaemon's
+	cleanupDaemon(t, last)
+	d := startDaemon(t, testutil.BerthBinary(t), root, filepath.Join(t.TempDir(), "daemon.log"))
+	importBusybox(t, d)
+	return d
+}
+
+// restart starts the daemon of d's root again, with env added.
+func (d *daemonProc) restart(env ...string) *daemonProc {
+	d.t.Helper()
+	return startDaemon(d.t, d.bin, d.root, d.log, env...)
+}
+
 // runAll creates and starts cfgs through the API, eight at a time.
 func runAll(t *testing.T, d *daemonProc, cfgs []container.Config) []container.Container {
 	t.Helper()
@@ -204,14 +222,8 @@ func apiLines(t *testing.T, d *daemonProc, id string) []string {
 // their real exit code, and restart policies carry on.
 func TestLiveRestoreAfterKill9(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRoot(t)
-	bin := testutil.BerthBinary(t)
-	root := testutil.StateRoot(t)
-	logPath := filepath.Join(t.TempDir(), "daemon.log")
 	var d *daemonProc
-	cleanupDaemon(t, &d)
-	d = startDaemon(t, bin, root, logPath)
-	importBusybox(t, d)
+	d = busyboxDaemon(t, &d)
 
 	ctl := t.TempDir()
 	mount := []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}}
@@ -286,7 +298,7 @@ func TestLiveRestoreAfterKill9(t *testing.T) {
 		return nil
 	})
 
-	d = startDaemon(t, bin, root, logPath)
+	d = d.restart()
 	ctx := context.Background()
 	for name, c := range byName {
 		got, err := d.client.Containers().Inspect(ctx, c.ID)
@@ -424,28 +436,22 @@ func TestDaemonUpgradeKeepsContainers(t *testing.T) {
 // container runs to its end.
 func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRoot(t)
-	bin := testutil.BerthBinary(t)
-	root := testutil.StateRoot(t)
-	logPath := filepath.Join(t.TempDir(), "daemon.log")
 	var d *daemonProc
-	cleanupDaemon(t, &d)
-	d = startDaemon(t, bin, root, logPath)
-	importBusybox(t, d)
+	d = busyboxDaemon(t, &d)
 	d.stop()
 	ctx := context.Background()
 
-	d = startDaemon(t, bin, root, logPath, "BERTH_FAILPOINTS=container/create-before-record=kill")
+	d = d.restart("BERTH_FAILPOINTS=container/create-before-record=kill")
 	if _, err := d.client.Containers().Create(ctx, container.Config{Name: "half", Image: "busybox", Mounts: []container.Mount{{Type: container.MountVolume, Target: "/anon"}}}); err == nil {
 		t.Fatal("create survived its failpoint")
 	}
 	d.waitGone()
-	entries, _ := os.ReadDir(filepath.Join(root, "containers"))
+	entries, _ := os.ReadDir(filepath.Join(d.root, "containers"))
 	if len(entries) != 1 {
 		t.Fatalf("the crash left %d container dirs, want 1 half-made", len(entries))
 	}
-	d = startDaemon(t, bin, root, logPath)
-	if entries, _ := os.ReadDir(filepath.Join(root, "containers")); len(entries) != 0 {
+	d = d.restart()
+	if entries, _ := os.ReadDir(filepath.Join(d.root, "containers")); len(entries) != 0 {
 		t.Fatalf("after restart %d container dirs remain", len(entries))
 	}
 	if vols, _ := d.client.Volumes().List(ctx, api.VolumeListOptions{}); len(vols) != 0 {
@@ -463,14 +469,14 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 	}
 	d.stop()
 
-	d = startDaemon(t, bin, root, logPath, "BERTH_FAILPOINTS=container/after-monitor-create=kill")
+	d = d.restart("BERTH_FAILPOINTS=container/after-monitor-create=kill")
 	if err := d.client.Containers().Start(ctx, c.ID); err == nil {
 		t.Fatal("start survived its failpoint")
 	}
 	d.waitGone()
 	// The process had started: a start answers before it saves the
 	// record, and the restarted daemon takes the run over.
-	d = startDaemon(t, bin, root, logPath)
+	d = d.restart()
 	if !strings.Contains(d.logText(), "adopting a container process whose start a crash left unrecorded") {
 		t.Fatalf("the daemon's log does not say it adopted the cut start:\n%s", d.logText())
 	}
@@ -496,14 +502,8 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 // log, and the restart policy goes on.
 func TestCrashMidRestartIsAdopted(t *testing.T) {
 	t.Parallel()
-	testutil.RequireRoot(t)
-	bin := testutil.BerthBinary(t)
-	root := testutil.StateRoot(t)
-	logPath := filepath.Join(t.TempDir(), "daemon.log")
 	var d *daemonProc
-	cleanupDaemon(t, &d)
-	d = startDaemon(t, bin, root, logPath)
-	importBusybox(t, d)
+	d = busyboxDaemon(t, &d)
 	ctx := context.Background()
 	ctl := t.TempDir()
 	// Each run counts itself in /ctl/runs; the first waits for /ctl/go and
@@ -515,12 +515,12 @@ func TestCrashMidRestartIsAdopted(t *testing.T) {
 		Cmd:           []string{"sh", "-c", script}}})[0]
 	d.stop()
 
-	d = startDaemon(t, bin, root, logPath, "BERTH_FAILPOINTS=container/after-monitor-create=kill")
+	d = d.restart("BERTH_FAILPOINTS=container/after-monitor-create=kill")
 	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.waitGone() // at the restart's failpoint
-	d = startDaemon(t, bin, root, logPath)
+	d = d.restart()
 	if !strings.Contains(d.logText(), "adopting a container process whose start a crash left unrecorded") {
 		t.Fatalf("the daemon's log does not say it adopted the cut restart:\n%s", d.logText())
 	}
