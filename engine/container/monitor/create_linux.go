@@ -118,9 +118,9 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 			return 0, nil, nil, fmt.Errorf("start %s: %w", req.ID, err)
 		}
 	}
-	// A spare stage for the next create, now that this one's work is done
-	// (its start-up would compete with this container's setup).
-	s.refillSpare()
+	// A spare stage for the next create, once creates pause (see
+	// spareQuiet).
+	s.refillSpareSoon()
 	if len(dups) != len(names) {
 		closeFds(dups)
 		return pid, nil, nil, nil

@@ -20,7 +20,7 @@ const (
 const spareWait = 100 * time.Millisecond
 
 // spareTTL is how long a spare stage waits for a prepare. Creates come in
-// bursts: a spare is started after each create, for the next one, and
+// bursts: a spare is started after one (see spareQuiet), for the next, and
 // ended after a quiet spell.
 const spareTTL = 30 * time.Second
 
@@ -129,6 +129,27 @@ func (s *Server) claimSpare(req Request) *prepared {
 		return nil
 	}
 	return sp
+}
+
+// spareQuiet is how long the monitor waits after a create before it starts
+// a spare stage: on cgroup v1 the spare's move into its cgroup stalls every
+// fork on the host until an RCU grace period passes (milliseconds), which
+// must not land on the creates of a burst; the spare is for the create
+// after a pause, a user's next `run`.
+const spareQuiet = 20 * time.Millisecond
+
+// refillSpareSoon starts a spare stage once no create came for spareQuiet.
+func (s *Server) refillSpareSoon() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spareOff {
+		return
+	}
+	if s.refillTimer == nil {
+		s.refillTimer = time.AfterFunc(spareQuiet, s.refillSpare)
+		return
+	}
+	s.refillTimer.Reset(spareQuiet)
 }
 
 // refillSpare starts a spare stage in the background, unless there is one

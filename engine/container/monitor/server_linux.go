@@ -94,8 +94,10 @@ type Server struct {
 	spare     *prepared
 	refilling bool
 	refilled  chan struct{}
-	spareOff  bool
-	refills   sync.WaitGroup
+	// refillTimer starts the next spare after a quiet spell.
+	refillTimer *time.Timer
+	spareOff    bool
+	refills     sync.WaitGroup
 }
 
 type container struct {
