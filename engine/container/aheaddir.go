@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+
+	"github.com/berth-dev/berth/internal/atomicfile"
 )
 
 // A container's directory is made ahead, after a start, for the next
@@ -71,7 +73,7 @@ func (m *Manager) makeAheadDir() {
 	n := aheadCount.Add(1)
 	making := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", makingPrefix, n))
 	path := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", aheadPrefix, n))
-	err := makeAheadDir(making)
+	err := buildAheadDir(making)
 	if err == nil {
 		err = os.Rename(making, path)
 	}
@@ -86,7 +88,8 @@ func (m *Manager) makeAheadDir() {
 	m.mu.Unlock()
 }
 
-func makeAheadDir(path string) error {
+// buildAheadDir makes a directory ahead at path.
+func buildAheadDir(path string) error {
 	for _, d := range []string{"", filepath.Join("fs", "upper"), filepath.Join("fs", "work"), filepath.Join("bundle", "rootfs")} {
 		mode := os.FileMode(0o755)
 		if d == "" {
@@ -105,7 +108,7 @@ func makeAheadDir(path string) error {
 	}
 	// Its entries are durable before any record is written in it (see
 	// saveNew).
-	return syncDir(path)
+	return atomicfile.SyncDir(path)
 }
 
 // removeAheadDirs removes the directories made ahead that a previous
@@ -117,13 +120,4 @@ func removeAheadDirs(root string) {
 			_ = os.RemoveAll(filepath.Join(root, "containers", e.Name()))
 		}
 	}
-}
-
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -159,10 +159,10 @@ func (m *Manager) writeNew(c *Container, ahead bool) (sync func() error, err err
 			err = cerr
 		}
 		if err == nil && !ahead {
-			err = syncDir(dir) // made ahead, it was synced with its files
+			err = atomicfile.SyncDir(dir) // made ahead, it was synced with its files
 		}
 		if err == nil {
-			err = syncDir(filepath.Dir(dir))
+			err = atomicfile.SyncDir(filepath.Dir(dir))
 		}
 		return err
 	}, nil

@@ -101,9 +101,14 @@ func (m *Manager) restore(ctx context.Context) error {
 		if _, err := m.images.Lease(ctx, c.ID, c.ImageID); err != nil {
 			m.log.Warn("lease the image of a container", "container", c.Name, "image", c.ImageID, "err", err)
 		}
+		cs, runs := running[c.ID]
+		if runs && c.State.Status != Running && c.State.Status != Paused && m.adoptUnrecorded(ctx, e, cs) {
+			claimed[c.ID] = true
+			continue
+		}
 		switch c.State.Status {
 		case Running, Paused:
-			if cs, ok := running[c.ID]; ok && cs.Pid == c.State.Pid {
+			if runs && cs.Pid == c.State.Pid {
 				claimed[c.ID] = true
 				e.streams = cs.Streams
 				m.startHealth(e)
@@ -115,17 +120,9 @@ func (m *Manager) restore(ctx context.Context) error {
 			// It ended while no daemon watched: its exit file says how.
 			m.handleExit(e, m.readExit(c))
 		case Restarting:
-			if cs, ok := running[c.ID]; ok && m.adoptUnrecorded(ctx, e, cs) {
-				claimed[c.ID] = true
-				continue
-			}
 			close(e.exited)
 			m.scheduleRestart(e, 0)
 		default:
-			if cs, ok := running[c.ID]; ok && m.adoptUnrecorded(ctx, e, cs) {
-				claimed[c.ID] = true
-				continue
-			}
 			close(e.exited)
 			m.cleanStopped(ctx, c)
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -87,12 +88,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 
 // syncDir makes a rename in dir durable.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return storageError(fmt.Errorf("sync %s: %w", dir, err))
 	}
 	return nil

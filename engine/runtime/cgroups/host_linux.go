@@ -124,39 +124,37 @@ func (h *Host) Cgroup(path string) (Cgroup, error) {
 	return c, nil
 }
 
+// dirs are the directories of the cgroup at path, one per hierarchy (on
+// v2, one), leaving out hierarchies whose root is not above it.
+func (h *Host) dirs(path string) []string {
+	if h.Version == V2 {
+		if dir, err := dirIn(h.Unified, "/", path); err == nil {
+			return []string{dir}
+		}
+		return nil
+	}
+	var out []string
+	for _, hier := range h.Hierarchies {
+		if dir, err := dirIn(hier.Mountpoint, hier.Root, path); err == nil {
+			out = append(out, dir)
+		}
+	}
+	return out
+}
+
 // RemoveIfEmpty removes the cgroup at path on every hierarchy where it has
 // no children and no processes; it is how the parent of a state root's
 // containers goes away with the last of them.
 func (h *Host) RemoveIfEmpty(path string) {
-	if h.Version == V2 {
-		if dir, err := dirIn(h.Unified, "/", path); err == nil {
-			_ = unix.Rmdir(dir)
-		}
-		return
-	}
-	for _, hier := range h.Hierarchies {
-		if dir, err := dirIn(hier.Mountpoint, hier.Root, path); err == nil {
-			_ = unix.Rmdir(dir)
-		}
+	for _, dir := range h.dirs(path) {
+		_ = unix.Rmdir(dir)
 	}
 }
 
 // RemoveChildrenIf removes, on every hierarchy, the child cgroups of
 // parent whose names match; a cgroup that still holds a process stays.
 func (h *Host) RemoveChildrenIf(parent string, match func(name string) bool) {
-	var dirs []string
-	if h.Version == V2 {
-		if dir, err := dirIn(h.Unified, "/", parent); err == nil {
-			dirs = append(dirs, dir)
-		}
-	} else {
-		for _, hier := range h.Hierarchies {
-			if dir, err := dirIn(hier.Mountpoint, hier.Root, parent); err == nil {
-				dirs = append(dirs, dir)
-			}
-		}
-	}
-	for _, dir := range dirs {
+	for _, dir := range h.dirs(parent) {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if e.IsDir() && match(e.Name()) {
@@ -172,11 +170,15 @@ func (h *Host) RemoveChildrenIf(parent string, match func(name string) bool) {
 // period. v2 refuses renames: there to is made, pid joins it, and from is
 // removed. On failure nothing has moved.
 func (h *Host) Move(from, to string, pid int) error {
+	src, err := h.Cgroup(from)
+	if err != nil {
+		return err
+	}
+	dst, err := h.Cgroup(to)
+	if err != nil {
+		return err
+	}
 	if h.Version == V2 {
-		dst, err := h.Cgroup(to)
-		if err != nil {
-			return err
-		}
 		if err := dst.Create(); err != nil {
 			return err
 		}
@@ -184,27 +186,17 @@ func (h *Host) Move(from, to string, pid int) error {
 			_ = dst.Destroy()
 			return err
 		}
-		if src, err := h.Cgroup(from); err == nil {
-			_ = src.Destroy()
-		}
+		_ = src.Destroy()
 		return nil
 	}
-	var done [][2]string
-	for _, hier := range h.Hierarchies {
-		src, err := dirIn(hier.Mountpoint, hier.Root, from)
-		if err == nil {
-			var dst string
-			if dst, err = dirIn(hier.Mountpoint, hier.Root, to); err == nil {
-				if err = os.Rename(src, dst); err == nil {
-					done = append(done, [2]string{src, dst})
-					continue
-				}
+	s, d := src.(*v1), dst.(*v1)
+	for i := range s.hier {
+		if err := os.Rename(s.hier[i].dir, d.hier[i].dir); err != nil {
+			for j := range i {
+				_ = os.Rename(d.hier[j].dir, s.hier[j].dir)
 			}
+			return fmt.Errorf("move cgroup %s to %s: %w", from, to, err)
 		}
-		for _, d := range done {
-			_ = os.Rename(d[1], d[0])
-		}
-		return fmt.Errorf("move cgroup %s to %s: %w", from, to, err)
 	}
 	return nil
 }
