@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/container"
+	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/enginetest"
 	"github.com/berth-dev/berth/internal/testutil"
@@ -124,6 +125,28 @@ func TestReopenKeepsRunningContainersAndCatchesUp(t *testing.T) {
 		t.Fatal("restarter runs with its old pid")
 	}
 	counterUpTo(t, r.Containers, counter, before+20)
+}
+
+// TestExitStillDrainingIsNotLost: a container's process exited but a
+// child of it still holds its output open, so the monitor has not yet
+// recorded the exit (it waits for the output, up to 2 s). A daemon that
+// catches up in that window (here a reopen) must wait for the exit to
+// come, not call it lost (255).
+func TestExitStillDrainingIsNotLost(t *testing.T) {
+	t.Parallel()
+	r := newReopenable(t, "")
+	// In the host's pid namespace, the child outlives the container's
+	// first process (in a namespace of its own, it would die with it).
+	c := start(t, r.Engine, container.Config{Name: "draining", NetworkMode: "none", PidMode: "host",
+		Cmd: []string{"sh", "-c", "(sleep 1.5; echo late) & echo early; exit 3"}})
+	testutil.Eventually(t, 10*time.Second, func() error { return gone(c.State.Pid) })
+	r.reopen("")
+	if code := waitExit(t, r.Engine, c.ID); code != 3 {
+		t.Fatalf("exit %d, want 3: %q", code, logText(t, r.Containers, c.ID, logs.ReadOptions{Tail: -1}))
+	}
+	if got := strings.Join(logLines(t, r.Containers, c.ID, "stdout"), "|"); got != "early|late" {
+		t.Fatalf("logged %q", got)
+	}
 }
 
 // TestKilledMonitorIsReplacedAndAdopts kills the monitor with SIGKILL: the

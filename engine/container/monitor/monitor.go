@@ -146,6 +146,10 @@ type Container struct {
 	// Paused is set while an attacher lags and the container's output is
 	// not read (its writes block).
 	Paused bool `json:"paused,omitempty"`
+	// Exiting is set once the process ended and until its exit is in its
+	// exit file and sent to subscribers: a client that subscribed first
+	// will receive it, one that reads the file now would find none.
+	Exiting bool `json:"exiting,omitempty"`
 }
 
 // Exit is the end of a container's first process, as recorded in its exit

@@ -113,6 +113,7 @@ type container struct {
 	open     int      // output watches not yet at EOF
 	exit     *Exit    // set once reaped
 	recorded bool     // exit file written and subscribers told
+	told     bool     // the exit is in its file and was sent to subscribers
 	// attachers get the raw output; paused is set while one of them lags
 	// and the container's output is not read (back-pressure).
 	attachers map[*attacher]struct{}
@@ -361,8 +362,8 @@ func (s *Server) list() []Container {
 	defer s.mu.Unlock()
 	out := make([]Container, 0, len(s.containers))
 	for _, c := range s.containers {
-		if c.exit == nil {
-			out = append(out, Container{ID: c.id, Pid: c.pid, Adopted: !c.child, Paused: c.paused})
+		if c.exit == nil || !c.told {
+			out = append(out, Container{ID: c.id, Pid: c.pid, Adopted: !c.child, Paused: c.paused, Exiting: c.exit != nil})
 		}
 	}
 	return out
@@ -379,7 +380,7 @@ func (s *Server) streams(conn *net.UnixConn) {
 	var items []item
 	s.mu.Lock()
 	for _, c := range s.containers {
-		if c.exit != nil {
+		if c.exit != nil && c.told {
 			continue
 		}
 		names, fds := c.stdio()
@@ -393,7 +394,7 @@ func (s *Server) streams(conn *net.UnixConn) {
 				break
 			}
 		}
-		items = append(items, item{c: Container{ID: c.id, Pid: c.pid, Adopted: !c.child}, names: names, fds: dups})
+		items = append(items, item{c: Container{ID: c.id, Pid: c.pid, Adopted: !c.child, Exiting: c.exit != nil}, names: names, fds: dups})
 	}
 	s.mu.Unlock()
 	for i, it := range items {
@@ -523,6 +524,7 @@ func (s *Server) record(c *container) {
 		default: // a stuck subscriber re-reads exit files when it catches up
 		}
 	}
+	c.told = true
 	s.release(c)
 	s.mu.Unlock()
 }
