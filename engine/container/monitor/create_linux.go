@@ -118,9 +118,9 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 			return 0, nil, nil, fmt.Errorf("start %s: %w", req.ID, err)
 		}
 	}
-	// A spare stage for the next create, once creates pause (see
-	// spareQuiet).
-	s.refillSpareSoon()
+	// A spare stage for the next create, if none is there or coming (a
+	// create without a prepare).
+	s.refillSpare()
 	if len(dups) != len(names) {
 		closeFds(dups)
 		return pid, nil, nil, nil

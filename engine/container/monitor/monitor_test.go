@@ -639,7 +639,8 @@ func recordedPids(t *testing.T, env string) []int {
 // TestSpareStageServesTheNextPrepare: after a create, the monitor starts a
 // spare stage; the next prepare of a container without stdin or a
 // terminal claims it, and the container runs as it, logged through its
-// pipes; another spare follows. A container with stdin gets a stage of
+// pipes; another spare follows at once, before that container's create
+// (in a burst, the next create's). A container with stdin gets a stage of
 // its own. Shutdown ends the spare.
 func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	t.Setenv("TEST_PREPARED", filepath.Join(t.TempDir(), "prepared"))
@@ -685,6 +686,9 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	if err := c.Prepare(ctx, Request{ID: "s1", Namespaces: ns}); err != nil {
 		t.Fatal(err)
 	}
+	if spare = spares(2); len(spare) != 2 {
+		t.Fatalf("spare stages %v, want a second one once s1 claimed the first", spare)
+	}
 	s := create(t, c, root, "s1", "echo from the spare stage; exit 5", false)
 	if s.pid != spare[0] {
 		t.Fatalf("s1 runs as pid %d, not as the spare stage %d", s.pid, spare[0])
@@ -694,9 +698,6 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	}
 	if got := readLog(t, filepath.Join(root, "s1", "log")); len(got) != 1 || string(got[0].Line) != "from the spare stage\n" {
 		t.Fatalf("log %+v, want the line the spare stage printed", got)
-	}
-	if spare = spares(2); len(spare) != 2 {
-		t.Fatalf("spare stages %v, want a second one after s1's create", spare)
 	}
 	if err := c.Prepare(ctx, Request{ID: "s2", Namespaces: ns, Stdin: true}); err != nil {
 		t.Fatal(err)

@@ -16,12 +16,14 @@ const (
 )
 
 // spareWait is how long a prepare waits for the spare stage being started
-// (a clone and a cgroup: milliseconds) rather than start another.
+// (a clone and a cgroup: milliseconds) rather than start another. One
+// prepare waits for it; others that come meanwhile (compose creates
+// services in parallel) start their own.
 const spareWait = 100 * time.Millisecond
 
 // spareTTL is how long a spare stage waits for a prepare. Creates come in
-// bursts: a spare is started after one (see spareQuiet), for the next, and
-// ended after a quiet spell.
+// bursts: a spare is started as soon as one is taken, for the next create,
+// and ended after a quiet spell.
 const spareTTL = 30 * time.Second
 
 // prepared is a setup stage started by a prepare request, with the pipes
@@ -73,6 +75,13 @@ func (s *Server) prepare(req Request, reply func(error)) {
 		return
 	}
 	defer close(p.ready)
+	// The next create's spare starts now, while this container is set up
+	// (after this one's stage, when it needs its own): in a burst of
+	// creates, each finds one through its start-up. On cgroup v1 its move
+	// into its cgroup may wait for an RCU grace period holding
+	// cgroup_mutex, which the next claim's rename needs: started right
+	// after a claim, the move is over long before the next.
+	defer s.refillSpare()
 	if sp := s.claimSpare(req); sp != nil {
 		p.stage, p.pipes = sp.stage, sp.pipes
 		p.timer = time.AfterFunc(preparedTTL, func() {
@@ -107,7 +116,8 @@ func (s *Server) claimSpare(req Request) *prepared {
 		return nil
 	}
 	s.mu.Lock()
-	if s.spare == nil && s.refilling {
+	if s.spare == nil && s.refilling && !s.spareAwaited {
+		s.spareAwaited = true
 		refilled := s.refilled
 		s.mu.Unlock()
 		select {
@@ -115,6 +125,7 @@ func (s *Server) claimSpare(req Request) *prepared {
 		case <-time.After(spareWait):
 		}
 		s.mu.Lock()
+		s.spareAwaited = false
 	}
 	sp := s.spare
 	s.spare = nil
@@ -129,27 +140,6 @@ func (s *Server) claimSpare(req Request) *prepared {
 		return nil
 	}
 	return sp
-}
-
-// spareQuiet is how long the monitor waits after a create before it starts
-// a spare stage: on cgroup v1 the spare's move into its cgroup stalls every
-// fork on the host until an RCU grace period passes (milliseconds), which
-// must not land on the creates of a burst; the spare is for the create
-// after a pause, a user's next `run`.
-const spareQuiet = 20 * time.Millisecond
-
-// refillSpareSoon starts a spare stage once no create came for spareQuiet.
-func (s *Server) refillSpareSoon() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.spareOff {
-		return
-	}
-	if s.refillTimer == nil {
-		s.refillTimer = time.AfterFunc(spareQuiet, s.refillSpare)
-		return
-	}
-	s.refillTimer.Reset(spareQuiet)
 }
 
 // refillSpare starts a spare stage in the background, unless there is one

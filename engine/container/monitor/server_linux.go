@@ -89,15 +89,14 @@ type Server struct {
 	parking     *parkRequest
 	// spare is a setup stage started for the next prepare; refilling is
 	// set while one is being started, and refilled closes when it is done;
-	// spareOff is set once the monitor shuts down. refills are the starts
-	// in flight.
-	spare     *prepared
-	refilling bool
-	refilled  chan struct{}
-	// refillTimer starts the next spare after a quiet spell.
-	refillTimer *time.Timer
-	spareOff    bool
-	refills     sync.WaitGroup
+	// spareAwaited while a prepare waits for it; spareOff is set once the
+	// monitor shuts down. refills are the starts in flight.
+	spare        *prepared
+	refilling    bool
+	refilled     chan struct{}
+	spareAwaited bool
+	spareOff     bool
+	refills      sync.WaitGroup
 }
 
 type container struct {
