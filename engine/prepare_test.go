@@ -97,9 +97,9 @@ func TestCreatedContainerStartsWhateverCameBetween(t *testing.T) {
 	check(upgraded, 1)
 }
 
-// TestCreateTakesADirectoryMadeAhead: after a start, the next create's
-// directory is made ahead (its files too, so that create and start
-// allocate no inode); the create takes it. A crash between taking one
+// TestCreateTakesADirectoryMadeAhead: after a start, the next creates'
+// directories are made ahead, two of them (their files too, so that
+// create and start allocate no inode); a create takes one. A crash between taking one
 // and writing the record into it leaves a half-created container, which
 // a restart removes, with the directories made ahead it left.
 func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
@@ -107,18 +107,21 @@ func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
 	r := newReopenable(t, "")
 	ctx := context.Background()
 	containers := filepath.Join(r.Root, "containers")
-	ahead := func() (string, uint64) {
+	ahead := func() map[uint64]string {
 		t.Helper()
-		var dir string
+		var found []string
 		testutil.Eventually(t, 10*time.Second, func() error {
-			found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*"))
-			if len(found) != 1 {
-				return fmt.Errorf("directories made ahead: %v, want one", found)
+			found, _ = filepath.Glob(filepath.Join(containers, ".ahead-*"))
+			if len(found) != 2 {
+				return fmt.Errorf("directories made ahead: %v, want two", found)
 			}
-			dir = found[0]
 			return nil
 		})
-		return dir, inode(t, dir)
+		dirs := map[uint64]string{}
+		for _, dir := range found {
+			dirs[inode(t, dir)] = dir
+		}
+		return dirs
 	}
 	run := func(name string) container.Container {
 		t.Helper()
@@ -135,23 +138,26 @@ func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
 		t.Fatalf("directories made ahead before any start: %v", found)
 	}
 	run("first")
-	_, ino := ahead()
+	made := ahead()
 	second := run("second")
-	if got := inode(t, filepath.Join(containers, second.ID)); got != ino {
-		t.Fatalf("the second container's directory is inode %d, not the one made ahead (%d)", got, ino)
+	if got := inode(t, filepath.Join(containers, second.ID)); made[got] == "" {
+		t.Fatalf("the second container's directory is inode %d, not one made ahead (%v)", got, made)
 	}
 	if code := waitExit(t, r.Engine, second.ID); code != 0 {
 		t.Fatalf("second exited %d", code)
 	}
 
-	// A create that took a directory and crashed before its record.
-	dir, _ := ahead()
+	// A create that took a directory and crashed before its record, with
+	// other directories made ahead left.
+	run("third")
+	var dir string
+	for _, dir = range ahead() {
+		break
+	}
 	crashed := filepath.Join(containers, strings.Repeat("c", 64))
 	if err := os.Rename(dir, crashed); err != nil {
 		t.Fatal(err)
 	}
-	run("third") // another directory made ahead, left by the "crash"
-	ahead()
 	r.reopen("")
 	if _, err := os.Stat(crashed); !os.IsNotExist(err) {
 		t.Fatalf("the half-created container's directory is still there: %v", err)

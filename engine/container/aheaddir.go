@@ -17,6 +17,10 @@ import (
 // deleted inode: up to a millisecond per file after a burst of removals);
 // a create that renames a directory made ahead allocates none.
 //
+// Two are kept: in a burst of creates and starts (compose), the next
+// create comes about a millisecond after a start answers, before another
+// could be made.
+//
 // Directories made ahead are named with a leading dot under
 // ROOT/containers, which records never are: made as .making-N, then
 // renamed .ahead-N once complete. Open removes those a previous daemon
@@ -24,6 +28,7 @@ import (
 const (
 	aheadPrefix  = ".ahead-"
 	makingPrefix = ".making-"
+	aheadDirs    = 2
 )
 
 // aheadFiles are the empty files of a directory made ahead, with their
@@ -46,12 +51,13 @@ var aheadCount atomic.Uint64
 // none, or it could not be moved.
 func (m *Manager) takeAheadDir(dir string) bool {
 	m.mu.Lock()
-	path := m.ahead
-	m.ahead = ""
-	m.mu.Unlock()
-	if path == "" {
+	if len(m.ahead) == 0 {
+		m.mu.Unlock()
 		return false
 	}
+	path := m.ahead[len(m.ahead)-1]
+	m.ahead = m.ahead[:len(m.ahead)-1]
+	m.mu.Unlock()
 	if err := os.Rename(path, dir); err != nil {
 		m.log.Debug("container directory made ahead", "err", err)
 		_ = os.RemoveAll(path)
@@ -60,31 +66,37 @@ func (m *Manager) takeAheadDir(dir string) bool {
 	return true
 }
 
-// makeAheadDir makes a directory ahead for the next create, unless one
-// waits or is being made.
-func (m *Manager) makeAheadDir() {
+// makeAheadDirs makes directories ahead for the next creates, until
+// aheadDirs wait, unless they are being made.
+func (m *Manager) makeAheadDirs() {
 	m.mu.Lock()
-	if m.ahead != "" || m.makingAhead {
+	if m.makingAhead {
 		m.mu.Unlock()
 		return
 	}
 	m.makingAhead = true
-	m.mu.Unlock()
-	n := aheadCount.Add(1)
-	making := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", makingPrefix, n))
-	path := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", aheadPrefix, n))
-	err := buildAheadDir(making)
-	if err == nil {
-		err = os.Rename(making, path)
+	defer func() {
+		m.mu.Lock()
+		m.makingAhead = false
+		m.mu.Unlock()
+	}()
+	for len(m.ahead) < aheadDirs {
+		m.mu.Unlock()
+		n := aheadCount.Add(1)
+		making := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", makingPrefix, n))
+		path := filepath.Join(m.root, "containers", fmt.Sprintf("%s%d", aheadPrefix, n))
+		err := buildAheadDir(making)
+		if err == nil {
+			err = os.Rename(making, path)
+		}
+		if err != nil {
+			m.log.Debug("container directory made ahead", "err", err)
+			_ = os.RemoveAll(making)
+			return
+		}
+		m.mu.Lock()
+		m.ahead = append(m.ahead, path)
 	}
-	if err != nil {
-		m.log.Debug("container directory made ahead", "err", err)
-		_ = os.RemoveAll(making)
-		path = ""
-	}
-	m.mu.Lock()
-	m.makingAhead = false
-	m.ahead = path
 	m.mu.Unlock()
 }
 

@@ -427,7 +427,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.makeAheadDir()
+		m.makeAheadDirs()
 	}()
 	return nil
 }

@@ -97,9 +97,9 @@ type Manager struct {
 	names      map[string]string // name -> id
 	subs       map[chan Event]struct{}
 	execs      map[string]*execProcess
-	// ahead is a container directory made for the next create (see
-	// aheaddir.go); makingAhead is set while one is made.
-	ahead       string
+	// ahead are container directories made for the next creates (see
+	// aheaddir.go); makingAhead is set while they are made.
+	ahead       []string
 	makingAhead bool
 }
 
