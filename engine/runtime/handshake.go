@@ -15,6 +15,7 @@ import (
 //	  │ clone(new namespaces, uid/gid maps,
 //	  │       into the cgroup on v2) ──────────────> │ Go runtime starts, main dispatches
 //	  │ v1: pid -> each hierarchy's cgroup.procs     │ lock thread, PR_SET_DUMPABLE 0
+//	  │ (a claimed spare: ── unshare{flags} ───────> │ its new namespaces, at once)
 //	  │ ── bootstrap{mode, spec, seccomp, ...} ────> │ namespaces: cgroup, hostname, lo up
 //	  │                                              │ rlimits, oom_score_adj
 //	  │                                              │ mounts, /dev, pivot_root,
@@ -39,6 +40,7 @@ type msgType string
 
 const (
 	msgBootstrap msgType = "bootstrap" // parent -> child: what to set up
+	msgUnshare   msgType = "unshare"   // parent -> child (a claimed spare): make these namespaces now
 	msgWarning   msgType = "warning"   // child -> parent: something asked for and not given
 	msgConsole   msgType = "console"   // child -> parent: the pty master, as SCM_RIGHTS
 	msgReady     msgType = "ready"     // child -> parent: set up; waits for Start (create) or execs (exec)
@@ -52,6 +54,8 @@ type message struct {
 	Bootstrap *bootstrap `json:"bootstrap,omitempty"`
 	Step      string     `json:"step,omitempty"`
 	Text      string     `json:"text,omitempty"`
+	// Unshare are the namespaces (clone flags) of an unshare message.
+	Unshare uintptr `json:"unshare,omitempty"`
 }
 
 // setupMode says what the child sets up.

@@ -77,6 +77,14 @@ func Init() {
 		warmDecoder()
 	}
 	m, fds, err := ch.recv()
+	// A claimed spare makes its new namespaces as soon as it is claimed,
+	// while the rest of the create goes on: a new network namespace takes
+	// most of a millisecond. A failure is told with the bootstrap's answer.
+	var unshareErr error
+	if err == nil && prepared && m.Type == msgUnshare {
+		unshareErr = unix.Unshare(int(m.Unshare))
+		m, fds, err = ch.recv()
+	}
 	if err != nil || m.Type != msgBootstrap || m.Bootstrap == nil || m.Bootstrap.Spec == nil {
 		// The parent died or is not a berth that speaks this handshake.
 		os.Exit(1)
@@ -85,7 +93,14 @@ func Init() {
 		os.Setenv(failpoint.Env, m.Bootstrap.Failpoints)
 	}
 	s := &setup{ch: ch, boot: m.Bootstrap, fifo: fifoFd}
-	err = s.handoff(fds)
+	err = step("namespaces", unshareErr)
+	if err == nil {
+		err = s.handoff(fds)
+	} else {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
 	if err == nil {
 		err = s.run()
 	}

@@ -38,7 +38,8 @@ type Prepared struct {
 	cgroup  string
 	// spare is set until a container claims the stage (PrepareSpare);
 	// unshare are the namespaces it then makes on its own thread, as it
-	// was cloned into a new pid namespace only.
+	// was cloned into a new pid namespace only, at bootstrap when it did
+	// not make them at Claim.
 	spare   bool
 	unshare uintptr
 }
@@ -206,8 +207,15 @@ func (p *Prepared) Claim(id string, namespaces []specs.LinuxNamespace) error {
 		p.r.log.Warn("container "+id+": spare setup stage: "+err.Error(), "container", id)
 	}
 	p.spare, p.id, p.cgroup, p.joinNet = false, id, cgroup, joinNet
-	p.unshare = ns.flags &^ (unix.CLONE_NEWPID | unix.CLONE_NEWNS)
 	p.ns = ns
+	// Its new namespaces are made now, while the create goes on, not at
+	// bootstrap (the mount namespace is, after the root filesystem is
+	// mounted). Should the stage not get the message, the bootstrap
+	// carries them.
+	p.unshare = ns.flags &^ (unix.CLONE_NEWPID | unix.CLONE_NEWNS)
+	if p.unshare != 0 && p.c.ch.send(&message{Type: msgUnshare, Unshare: p.unshare}) == nil {
+		p.unshare = 0
+	}
 	return nil
 }
 
