@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/enginetest"
+	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -146,6 +148,30 @@ func TestExitStillDrainingIsNotLost(t *testing.T) {
 	}
 	if got := strings.Join(logLines(t, r.Containers, c.ID, "stdout"), "|"); got != "early|late" {
 		t.Fatalf("logged %q", got)
+	}
+}
+
+// TestImageOfAContainerStaysAcrossARestart: a container's image cannot be
+// removed while the container exists, also after a daemon restart (its
+// lease is in memory, taken again from the records), and can once the
+// container is removed.
+func TestImageOfAContainerStaysAcrossARestart(t *testing.T) {
+	t.Parallel()
+	r := newReopenable(t, "")
+	ctx := context.Background()
+	c, err := r.Containers.Create(ctx, container.Config{Name: "user", Image: "busybox", NetworkMode: "none", Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.reopen("")
+	if _, err := r.Images.Remove(ctx, c.ImageID, image.RemoveOptions{Force: true}); !errdefs.IsConflict(err) {
+		t.Fatalf("rm -f of the image of a container, after a restart: %v, want a conflict", err)
+	}
+	if err := r.Containers.Remove(ctx, c.ID, container.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Images.Remove(ctx, c.ImageID, image.RemoveOptions{Force: true}); err != nil {
+		t.Fatalf("rm of the image once its container is gone: %v", err)
 	}
 }
 

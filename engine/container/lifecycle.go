@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -159,24 +158,17 @@ func (m *Manager) create(ctx context.Context, id string, cfg Config) (c *Contain
 		m.removeAnonymousVolumes(c)
 		return nil, nil, err
 	}
-	// The lease, the record and the root filesystem's mount are made at
-	// once: the lease (not synced) and the mount (which the start would
-	// make otherwise) take place while the record is synced. A record
-	// whose lease a crash lost gets it again at restore.
-	var leaseErr, mountErr error
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		_, leaseErr = m.images.Lease(ctx, id, imageID)
-	}()
-	go func() {
-		defer wg.Done()
-		mountErr = m.mountImage(ctx, id, imageID)
-	}()
+	// The image's lease is in memory: restore leases again from the
+	// records. The root filesystem's mount (which the start would make
+	// otherwise) takes place while the record is written.
+	if _, err := m.images.LeaseInMemory(ctx, id, imageID); err != nil {
+		m.removeAnonymousVolumes(c)
+		return nil, nil, err
+	}
+	mounted := make(chan error, 1)
+	go func() { mounted <- m.mountImage(ctx, id, imageID) }()
 	syncRecord, saveErr := m.writeNew(c, ahead)
-	wg.Wait()
-	if err := errors.Join(leaseErr, mountErr, saveErr); err != nil {
+	if err := errors.Join(<-mounted, saveErr); err != nil {
 		if syncRecord != nil {
 			_ = syncRecord()
 		}

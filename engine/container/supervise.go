@@ -96,9 +96,9 @@ func (m *Manager) restore(ctx context.Context) error {
 		e := &entry{c: c, exited: make(chan struct{})}
 		m.containers[c.ID] = e
 		m.names[c.Name] = c.ID
-		// Create writes the record and the image's lease at once; a crash
-		// may have kept one of the two. (A no-op when the lease is there.)
-		if _, err := m.images.Lease(ctx, c.ID, c.ImageID); err != nil {
+		// Containers' leases are in memory (see create): each record
+		// leases its image again, before anything can remove one.
+		if _, err := m.images.LeaseInMemory(ctx, c.ID, c.ImageID); err != nil {
 			m.log.Warn("lease the image of a container", "container", c.Name, "image", c.ImageID, "err", err)
 		}
 		cs, runs := running[c.ID]

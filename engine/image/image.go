@@ -27,14 +27,17 @@
 // an operation that fails (a corrupt tarball, a digest mismatch, a full
 // disk) removes what it added, so the store is left as it was.
 //
-// Images in use by containers are protected by leases: the container engine
-// calls Lease(holder, image) when it creates a container and Release(holder)
-// when it removes it. Leases are on disk, so they outlive the daemon; rm
-// and prune never delete a leased image, nor any content it needs.
+// Images in use are protected by leases: rm and prune never delete a
+// leased image, nor any content it needs. Lease(holder, image) writes the
+// lease to disk, so that it outlives the daemon (the build cache's);
+// LeaseInMemory does not, for a holder that leases again whenever the
+// store is opened: the container engine leases each container's image
+// when it creates the container and again from its records when it
+// starts, and calls Release(holder) when it removes the container.
 //
 // Typical use by the container engine:
 //
-//	id, err := store.Lease(ctx, containerID, "busybox")
+//	id, err := store.LeaseInMemory(ctx, containerID, "busybox")
 //	lower, err := store.Snapshots(ctx, id) // overlayfs lowerdir=lower[0]:lower[1]:...
 //	config, err := store.ConfigOf(ctx, id) // ... config.Config.Env, Entrypoint, Cmd ...
 //	store.Release(ctx, containerID) // when the container is removed

@@ -129,6 +129,26 @@ func (s *Store) Lease(ctx context.Context, holder, ref string) (id string, err e
 	return rec.ID, nil
 }
 
+// LeaseInMemory is Lease without a file: the lease ends with the store's
+// process, and the holder must lease again once the store is opened anew.
+// The container engine does, from its records, before anything can
+// remove an image; a create then writes no lease file.
+func (s *Store) LeaseInMemory(ctx context.Context, holder, ref string) (id string, err error) {
+	if !holderName.MatchString(holder) {
+		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad lease holder %q", holder))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := lookup(s.index, ref)
+	if err != nil {
+		return "", err
+	}
+	if ids := s.leases[holder]; !slices.Contains(ids, rec.ID) {
+		s.leases[holder] = append(slices.Clone(ids), rec.ID)
+	}
+	return rec.ID, nil
+}
+
 func (s *Store) leaseLocked(holder, id string) error {
 	ids := s.leases[holder]
 	if slices.Contains(ids, id) {

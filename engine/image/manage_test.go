@@ -131,6 +131,10 @@ func TestLeasedImagesSurvivePruneAndRm(t *testing.T) {
 	if _, err := s.Lease(ctx, "container1", used.ID); err != nil {
 		t.Fatal(err)
 	}
+	// An image leased in memory is as safe while the store is open.
+	if _, err := s.LeaseInMemory(ctx, "container2", used.ID); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := s.Prune(ctx, PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +151,15 @@ func TestLeasedImagesSurvivePruneAndRm(t *testing.T) {
 	if _, err := s.Remove(ctx, used.ID, RemoveOptions{Force: true}); !errdefs.IsConflict(err) {
 		t.Fatalf("rm -f of a leased image: want a conflict, got %v", err)
 	}
+	if err := s.Release(ctx, "container1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove(ctx, used.ID, RemoveOptions{Force: true}); !errdefs.IsConflict(err) {
+		t.Fatalf("rm -f of an image leased in memory: want a conflict, got %v", err)
+	}
+	if _, err := s.Lease(ctx, "container1", used.ID); err != nil {
+		t.Fatal(err)
+	}
 	dirs, err := s.Snapshots(ctx, used.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -155,15 +168,16 @@ func TestLeasedImagesSurvivePruneAndRm(t *testing.T) {
 		t.Fatalf("leased image's snapshot: %q", b)
 	}
 
-	// Leases are on disk: a new store on the root still knows them.
+	// Leases are on disk: a new store on the root still knows them; not
+	// those in memory.
 	s.Close()
 	s2, err := Open(root, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if l := s2.Leases(); !slices.Equal(l["container1"], []string{used.ID}) {
-		t.Fatalf("leases after reopen: %v", l)
+	if l := s2.Leases(); !slices.Equal(l["container1"], []string{used.ID}) || len(l) != 1 {
+		t.Fatalf("leases after reopen: %v, want container1's alone", l)
 	}
 	if rep, _ := s2.Prune(ctx, PruneOptions{All: true}); len(rep.ImagesDeleted) != 0 {
 		t.Fatalf("prune after reopen deleted %+v", rep.ImagesDeleted)
