@@ -118,8 +118,8 @@ func (s *Server) create(req Request) (int, []string, []int, error) {
 			return 0, nil, nil, fmt.Errorf("start %s: %w", req.ID, err)
 		}
 	}
-	// A spare stage for the next create, if none is there or coming (a
-	// create without a prepare).
+	// A spare stage for the next create, now that this one has started,
+	// if none is there or coming (see prepare).
 	s.refillSpare()
 	if len(dups) != len(names) {
 		closeFds(dups)

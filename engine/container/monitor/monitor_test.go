@@ -639,21 +639,22 @@ func recordedPids(t *testing.T, env string) []int {
 // TestSpareStageServesTheNextPrepare: after a create, the monitor starts a
 // spare stage; the next prepare of a container without stdin or a
 // terminal claims it, and the container runs as it, logged through its
-// pipes; another spare follows at once, before that container's create
-// (in a burst, the next create's). A container with stdin gets a stage of
-// its own. Shutdown ends the spare.
+// pipes; another spare follows once it started. A container with stdin
+// gets a stage of its own. In a burst of prepares, the next spare starts
+// at once, before any create. Shutdown ends the spare.
 func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	t.Setenv("TEST_PREPARED", filepath.Join(t.TempDir(), "prepared"))
 	t.Setenv("TEST_SPARES", filepath.Join(t.TempDir(), "spares"))
-	last := 0
 	t.Cleanup(func() { // after the monitor's shutdown
 		deadline := time.Now().Add(5 * time.Second)
-		for last > 0 && unix.Kill(last, 0) != unix.ESRCH {
-			if time.Now().After(deadline) {
-				t.Errorf("the spare stage, pid %d, outlived the monitor's shutdown", last)
-				return
+		for _, pid := range recordedPids(t, "TEST_SPARES") {
+			for unix.Kill(pid, 0) != unix.ESRCH {
+				if time.Now().After(deadline) {
+					t.Errorf("the spare stage, pid %d, outlived the monitor's shutdown", pid)
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	})
 	c, root := startMonitor(t)
@@ -686,9 +687,6 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	if err := c.Prepare(ctx, Request{ID: "s1", Namespaces: ns}); err != nil {
 		t.Fatal(err)
 	}
-	if spare = spares(2); len(spare) != 2 {
-		t.Fatalf("spare stages %v, want a second one once s1 claimed the first", spare)
-	}
 	s := create(t, c, root, "s1", "echo from the spare stage; exit 5", false)
 	if s.pid != spare[0] {
 		t.Fatalf("s1 runs as pid %d, not as the spare stage %d", s.pid, spare[0])
@@ -699,6 +697,9 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	if got := readLog(t, filepath.Join(root, "s1", "log")); len(got) != 1 || string(got[0].Line) != "from the spare stage\n" {
 		t.Fatalf("log %+v, want the line the spare stage printed", got)
 	}
+	if spare = spares(2); len(spare) != 2 {
+		t.Fatalf("spare stages %v, want a second one after s1's create", spare)
+	}
 	if err := c.Prepare(ctx, Request{ID: "s2", Namespaces: ns, Stdin: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -708,7 +709,27 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	if got := preparedPids(t); len(got) != 1 {
 		t.Fatalf("prepared stages %v: want one of its own for a container with stdin", got)
 	}
-	last = spare[1]
+
+	// A burst: b1 claims the spare and the next spare starts at once,
+	// before any create (b2 claims it, or gets a stage of its own).
+	for _, id := range []string{"b1", "b2"} {
+		if err := c.Prepare(ctx, Request{ID: id, Namespaces: ns}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if spare = spares(3); len(spare) < 3 {
+		t.Fatalf("spare stages %v, want a third one in a burst, before any create", spare)
+	}
+	b1 := create(t, c, root, "b1", "exit 6", false)
+	if b1.pid != spare[1] {
+		t.Fatalf("b1 runs as pid %d, not as the spare stage %d", b1.pid, spare[1])
+	}
+	if e := waitExit(t, exits, b1); e.Status != 6 {
+		t.Fatalf("exit %+v, want status 6", e)
+	}
+	if err := c.Discard(ctx, "b2"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPreparedStageIsTakenByCreateOrDiscarded: a stage prepared for a

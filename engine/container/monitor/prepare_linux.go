@@ -21,9 +21,13 @@ const (
 // services in parallel) start their own.
 const spareWait = 100 * time.Millisecond
 
+// spareBurst: a prepare that comes this soon after the one before is in a
+// burst of creates (compose's, or `up --scale`).
+const spareBurst = 100 * time.Millisecond
+
 // spareTTL is how long a spare stage waits for a prepare. Creates come in
-// bursts: a spare is started as soon as one is taken, for the next create,
-// and ended after a quiet spell.
+// bursts: a spare is started once one is taken, for the next create, and
+// ended after a quiet spell.
 const spareTTL = 30 * time.Second
 
 // prepared is a setup stage started by a prepare request, with the pipes
@@ -75,13 +79,20 @@ func (s *Server) prepare(req Request, reply func(error)) {
 		return
 	}
 	defer close(p.ready)
-	// The next create's spare starts now, while this container is set up
-	// (after this one's stage, when it needs its own): in a burst of
-	// creates, each finds one through its start-up. On cgroup v1 its move
-	// into its cgroup may wait for an RCU grace period holding
-	// cgroup_mutex, which the next claim's rename needs: started right
-	// after a claim, the move is over long before the next.
-	defer s.refillSpare()
+	// In a burst of creates, the next create's spare starts now, while
+	// this container is set up (after this one's stage, when it needs its
+	// own): the next create would come before a spare started after this
+	// start is through its start-up. Otherwise it starts once this
+	// container has started (see create): started beside a container's
+	// set-up, it slows it. (On cgroup v1 its move into its cgroup may wait
+	// for an RCU grace period holding cgroup_mutex.)
+	s.mu.Lock()
+	burst := time.Since(s.lastPrepare) < spareBurst
+	s.lastPrepare = time.Now()
+	s.mu.Unlock()
+	if burst {
+		defer s.refillSpare()
+	}
 	if sp := s.claimSpare(req); sp != nil {
 		p.stage, p.pipes = sp.stage, sp.pipes
 		p.timer = time.AfterFunc(preparedTTL, func() {

@@ -97,6 +97,7 @@ type Server struct {
 	spareAwaited bool
 	spareOff     bool
 	refills      sync.WaitGroup
+	lastPrepare  time.Time // when the last prepare came (see spareBurst)
 }
 
 type container struct {
