@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -720,9 +721,10 @@ func TestSpareStageServesTheNextPrepare(t *testing.T) {
 	if spare = spares(3); len(spare) < 3 {
 		t.Fatalf("spare stages %v, want a third one in a burst, before any create", spare)
 	}
+	// (Prepares answer before they claim: b2 may claim first.)
 	b1 := create(t, c, root, "b1", "exit 6", false)
-	if b1.pid != spare[1] {
-		t.Fatalf("b1 runs as pid %d, not as the spare stage %d", b1.pid, spare[1])
+	if !slices.Contains(spare[1:], b1.pid) {
+		t.Fatalf("b1 runs as pid %d, not as a spare stage (%v)", b1.pid, spare[1:])
 	}
 	if e := waitExit(t, exits, b1); e.Status != 6 {
 		t.Fatalf("exit %+v, want status 6", e)
