@@ -495,6 +495,36 @@ func TestCrashMidCreateAndMidStartIsCleanedUp(t *testing.T) {
 	}
 }
 
+// TestDaemonStartsWhileTheLastMonitorEnds: a daemon that stops with no
+// container running ends the monitor; a daemon started at that moment
+// finds a monitor that is ending but still there (here for 500 ms, a
+// failpoint), and must wait for it to go and start another, not fail.
+func TestDaemonStartsWhileTheLastMonitorEnds(t *testing.T) {
+	t.Parallel()
+	var d *daemonProc
+	d = busyboxDaemon(t, &d)
+	d.stop() // its monitor ends: the next one gets the failpoint
+	d = d.restart("BERTH_FAILPOINTS=monitor/shutdown=sleep(500ms)")
+	ending := monitorPidOf(t, d.root)
+	d.stop()
+	d = d.restart()
+	c, err := d.client.Containers().Create(context.Background(), container.Config{Name: "after", Image: "busybox", NetworkMode: "none", Cmd: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.client.Containers().Start(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := d.client.Containers().Wait(context.Background(), c.ID); err != nil || code != 0 {
+		t.Fatalf("wait: %d %v", code, err)
+	}
+	// It did not take the ending monitor for one that serves (and lose it).
+	testutil.Eventually(t, 10*time.Second, func() error { return gone(ending) })
+	if pid := monitorPidOf(t, d.root); pid == ending || strings.Contains(d.logText(), "lost the monitor's exit stream") {
+		t.Fatalf("the daemon connected to the ending monitor %d (now %d):\n%s", ending, pid, d.logText())
+	}
+}
+
 // TestCrashMidRestartIsAdopted kills the daemon (failpoint) in the middle
 // of a restart of the restart policy, after the monitor started the new
 // run and before the record says so: the restarted daemon takes the new

@@ -20,7 +20,26 @@ import (
 // binary when it runs another, and subscribes to its exits. Subscribing
 // comes before anything reads exit files: an exit after it comes through
 // the subscription, one before it is in its file.
+//
+// A monitor that the last daemon asked to end (no container ran) answers
+// until it is gone, and holds its lock until then, so that no other can
+// start: connect tries again, a few times, with a new monitor.
 func (m *Manager) connect(ctx context.Context) (<-chan monitor.Exit, error) {
+	for delay := 20 * time.Millisecond; ; delay *= 2 {
+		exits, err := m.connectOnce(ctx)
+		if err == nil || delay > time.Second || ctx.Err() != nil {
+			return exits, err
+		}
+		m.log.Debug("connect to the monitor; trying again", "err", err, "in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) connectOnce(ctx context.Context) (<-chan monitor.Exit, error) {
 	mon, err := monitor.Ensure(ctx, m.root, m.binary)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/failpoint"
 )
 
 // Runtime is what the monitor needs of the OCI runtime: create a container
@@ -96,8 +98,12 @@ type Server struct {
 	refilled     chan struct{}
 	spareAwaited bool
 	spareOff     bool
-	refills      sync.WaitGroup
-	lastPrepare  time.Time // when the last prepare came (see spareBurst)
+	// ending is set once the monitor agreed to shut down: it answers no
+	// other request, so that a new daemon does not take it for one that
+	// serves, and starts another (which waits for its lock).
+	ending      atomic.Bool
+	refills     sync.WaitGroup
+	lastPrepare time.Time // when the last prepare came (see spareBurst)
 }
 
 type container struct {
@@ -214,15 +220,27 @@ func ServeTrimmed(root string, rt Runtime, version string, log *slog.Logger, tri
 	}
 }
 
+// lockWait is how long a new monitor waits for the state root's lock.
+const lockWait = 5 * time.Second
+
 // listen takes the state root's monitor lock and opens the socket.
 func (s *Server) listen() error {
 	lock, err := os.OpenFile(filepath.Join(s.root, "monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("monitor: lock: %w", err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return fmt.Errorf("monitor: another monitor serves %s", s.root)
+	// A monitor that is shutting down holds the lock until it is gone:
+	// wait for it a little.
+	for deadline := time.Now().Add(lockWait); ; {
+		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
+			lock.Close()
+			return fmt.Errorf("monitor: another monitor serves %s", s.root)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	_ = lock.Truncate(0)
 	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -252,6 +270,11 @@ func (s *Server) handle(conn *net.UnixConn) {
 	}
 	reply := func(r Response, fds ...int) { _ = writeJSON(conn, r, fds...) }
 	fail := func(err error) { reply(Response{Error: err.Error()}) }
+	if s.ending.Load() {
+		closeFds(fds)
+		fail(errors.New("monitor: shutting down"))
+		return
+	}
 	if req.Op != "adopt" {
 		closeFds(fds)
 	}
@@ -345,6 +368,10 @@ func (s *Server) handle(conn *net.UnixConn) {
 }
 
 func (s *Server) shutdown() {
+	s.ending.Store(true)
+	// Tests widen the window in which the monitor ends but still holds
+	// its lock.
+	_ = failpoint.Inject("monitor/shutdown")
 	s.mu.Lock()
 	s.spareOff = true
 	s.mu.Unlock()
