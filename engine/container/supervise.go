@@ -21,9 +21,9 @@ import (
 // comes before anything reads exit files: an exit after it comes through
 // the subscription, one before it is in its file.
 //
-// A monitor that the last daemon asked to end (no container ran) answers
-// until it is gone, and holds its lock until then, so that no other can
-// start: connect tries again, a few times, with a new monitor.
+// A monitor that the last daemon asked to end (no container ran) refuses
+// requests, and holds its lock until it is gone, which a new monitor
+// waits for: should that take too long, connect tries again, a few times.
 func (m *Manager) connect(ctx context.Context) (<-chan monitor.Exit, error) {
 	for delay := 20 * time.Millisecond; ; delay *= 2 {
 		exits, err := m.connectOnce(ctx)
