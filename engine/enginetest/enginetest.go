@@ -39,6 +39,7 @@ func Main(m *testing.M) {
 	}
 	code := m.Run()
 	imagetest.Cleanup()
+	testutil.RemoveBuiltBinary()
 	os.Exit(code)
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // TestMain makes the test binary its own setup stage, as cmd/berth's main
@@ -21,6 +23,7 @@ func TestMain(m *testing.M) {
 	if probePath != "" {
 		os.RemoveAll(filepath.Dir(probePath))
 	}
+	testutil.RemoveBuiltBinary()
 	os.Exit(code)
 }
 

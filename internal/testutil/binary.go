@@ -15,6 +15,14 @@ var (
 	binaryErr  error
 )
 
+// RemoveBuiltBinary removes the binary BerthBinary built, if it did: a
+// TestMain calls it once the tests ran.
+func RemoveBuiltBinary() {
+	if binaryPath != "" && os.Getenv("BERTH_BINARY") == "" {
+		os.RemoveAll(filepath.Dir(binaryPath))
+	}
+}
+
 // BerthBinary returns the path of a berth binary built from this tree:
 // $BERTH_BINARY when set (make test sets it), else one built once per test
 // process into a temporary directory.
