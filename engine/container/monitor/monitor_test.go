@@ -557,6 +557,62 @@ func TestKilledMonitorIsReplacedWithoutLosingOutput(t *testing.T) {
 	checkSequence(t, readLog(t, s.req.Log.Path), "stdout", 1, n)
 }
 
+// TestListShowsAnExitUntilItIsRecorded: a container whose process ended
+// while a child of it holds its output is listed as exiting until its exit
+// is recorded (up to 2 s later), so that a daemon catching up meanwhile
+// waits for the exit instead of calling it lost; once recorded, it is not
+// listed, also after an upgrade, though its output is still open.
+func TestListShowsAnExitUntilItIsRecorded(t *testing.T) {
+	c, root := startMonitor(t)
+	self, _ := os.Executable()
+	next := filepath.Join(t.TempDir(), "berth-next")
+	b, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(next, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exits, err := c.Subscribe(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := create(t, c, root, "held", "sleep 5 & echo $!; exit 3", false)
+	t.Cleanup(func() {
+		if got := readLog(t, s.req.Log.Path); len(got) > 0 {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(got[0].Line))); err == nil {
+				_ = unix.Kill(pid, unix.SIGKILL)
+			}
+		}
+	})
+	listed := func() []Container {
+		t.Helper()
+		l, err := c.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if l := listed(); len(l) != 1 || !l[0].Exiting {
+			return fmt.Errorf("listed %+v, want held as exiting", l)
+		}
+		return nil
+	})
+	if e := waitExit(t, exits, s); e.Status != 3 {
+		t.Fatalf("exit %+v, want status 3", e)
+	}
+	if l := listed(); len(l) != 0 {
+		t.Fatalf("listed %+v once the exit is recorded, want none", l)
+	}
+	if _, err := c.Upgrade(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	if l := listed(); len(l) != 0 {
+		t.Fatalf("listed %+v after an upgrade, want none", l)
+	}
+}
+
 // TestUpgradeKeepsContainersOutputAndStatus re-executes the monitor into
 // another binary while a container runs with a half-written line: same
 // pid, the container still its child (its real status is recorded), the

@@ -118,7 +118,7 @@ type container struct {
 	stdin    int      // write end of the stdin pipe, or -1
 	open     int      // output watches not yet at EOF
 	exit     *Exit    // set once reaped
-	recorded bool     // exit file written and subscribers told
+	recorded bool     // record has run or runs (once)
 	told     bool     // the exit is in its file and was sent to subscribers
 	// attachers get the raw output; paused is set while one of them lags
 	// and the container's output is not read (back-pressure).

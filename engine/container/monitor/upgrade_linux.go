@@ -202,6 +202,9 @@ func (s *Server) restore(v string) (*net.UnixConn, error) {
 		c := &container{
 			id: sc.ID, pid: sc.Pid, pidfd: sc.Pidfd, child: sc.Child, exitFile: sc.ExitFile, logOpts: sc.Log,
 			log: lw, stdin: sc.Stdin, open: sc.Open, exit: sc.Exit, recorded: sc.Recorded,
+			// A recorded exit is in its file; the subscribers it was sent
+			// to were the old process's.
+			told: sc.Recorded,
 		}
 		for _, w := range sc.Out {
 			c.out = append(c.out, &watch{c: c, fd: w.Fd, stream: w.Stream, partial: w.Partial})
