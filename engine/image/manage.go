@@ -114,19 +114,7 @@ var holderName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 // A holder may lease several images; leases survive restarts, not
 // always a power cut (see leaseLocked).
 func (s *Store) Lease(ctx context.Context, holder, ref string) (id string, err error) {
-	if !holderName.MatchString(holder) {
-		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad lease holder %q", holder))
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, err := lookup(s.index, ref)
-	if err != nil {
-		return "", err
-	}
-	if err := s.leaseLocked(holder, rec.ID); err != nil {
-		return "", err
-	}
-	return rec.ID, nil
+	return s.lease(holder, ref, s.leaseLocked)
 }
 
 // LeaseInMemory is Lease without a file: the lease ends with the store's
@@ -134,6 +122,17 @@ func (s *Store) Lease(ctx context.Context, holder, ref string) (id string, err e
 // The container engine does, from its records, before anything can
 // remove an image; a create then writes no lease file.
 func (s *Store) LeaseInMemory(ctx context.Context, holder, ref string) (id string, err error) {
+	return s.lease(holder, ref, func(holder, id string) error {
+		if ids := s.leases[holder]; !slices.Contains(ids, id) {
+			s.leases[holder] = append(slices.Clone(ids), id)
+		}
+		return nil
+	})
+}
+
+// lease resolves ref and has record (called with s.mu held) lease it to
+// holder.
+func (s *Store) lease(holder, ref string, record func(holder, id string) error) (string, error) {
 	if !holderName.MatchString(holder) {
 		return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("bad lease holder %q", holder))
 	}
@@ -143,8 +142,8 @@ func (s *Store) LeaseInMemory(ctx context.Context, holder, ref string) (id strin
 	if err != nil {
 		return "", err
 	}
-	if ids := s.leases[holder]; !slices.Contains(ids, rec.ID) {
-		s.leases[holder] = append(slices.Clone(ids), rec.ID)
+	if err := record(holder, rec.ID); err != nil {
+		return "", err
 	}
 	return rec.ID, nil
 }

@@ -557,13 +557,9 @@ func TestKilledMonitorIsReplacedWithoutLosingOutput(t *testing.T) {
 	checkSequence(t, readLog(t, s.req.Log.Path), "stdout", 1, n)
 }
 
-// TestListShowsAnExitUntilItIsRecorded: a container whose process ended
-// while a child of it holds its output is listed as exiting until its exit
-// is recorded (up to 2 s later), so that a daemon catching up meanwhile
-// waits for the exit instead of calling it lost; once recorded, it is not
-// listed, also after an upgrade, though its output is still open.
-func TestListShowsAnExitUntilItIsRecorded(t *testing.T) {
-	c, root := startMonitor(t)
+// nextBinary copies the test binary, for an upgrade to another file.
+func nextBinary(t *testing.T) string {
+	t.Helper()
 	self, _ := os.Executable()
 	next := filepath.Join(t.TempDir(), "berth-next")
 	b, err := os.ReadFile(self)
@@ -573,6 +569,17 @@ func TestListShowsAnExitUntilItIsRecorded(t *testing.T) {
 	if err := os.WriteFile(next, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return next
+}
+
+// TestListShowsAnExitUntilItIsRecorded: a container whose process ended
+// while a child of it holds its output is listed as exiting until its exit
+// is recorded (up to 2 s later), so that a daemon catching up meanwhile
+// waits for the exit instead of calling it lost; once recorded, it is not
+// listed, also after an upgrade, though its output is still open.
+func TestListShowsAnExitUntilItIsRecorded(t *testing.T) {
+	c, root := startMonitor(t)
+	next := nextBinary(t)
 	exits, err := c.Subscribe(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -619,15 +626,7 @@ func TestListShowsAnExitUntilItIsRecorded(t *testing.T) {
 // line whole in the log.
 func TestUpgradeKeepsContainersOutputAndStatus(t *testing.T) {
 	c, root := startMonitor(t)
-	self, _ := os.Executable()
-	next := filepath.Join(t.TempDir(), "berth-next")
-	b, err := os.ReadFile(self)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(next, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	next := nextBinary(t)
 	exits, err := c.Subscribe(context.Background())
 	if err != nil {
 		t.Fatal(err)
