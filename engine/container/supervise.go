@@ -22,24 +22,9 @@ import (
 // the subscription, one before it is in its file.
 //
 // A monitor that the last daemon asked to end (no container ran) refuses
-// requests, and holds its lock until it is gone, which a new monitor
-// waits for: should that take too long, connect tries again, a few times.
+// requests and holds its lock until it is gone: Ensure then starts one
+// that waits for the lock.
 func (m *Manager) connect(ctx context.Context) (<-chan monitor.Exit, error) {
-	for delay := 20 * time.Millisecond; ; delay *= 2 {
-		exits, err := m.connectOnce(ctx)
-		if err == nil || delay > time.Second || ctx.Err() != nil {
-			return exits, err
-		}
-		m.log.Debug("connect to the monitor; trying again", "err", err, "in", delay)
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (m *Manager) connectOnce(ctx context.Context) (<-chan monitor.Exit, error) {
 	mon, err := monitor.Ensure(ctx, m.root, m.binary)
 	if err != nil {
 		return nil, err

@@ -98,7 +98,7 @@ func (r *Runtime) createFrom(ctx context.Context, id, bundle string, stdio IO, p
 	if prep != nil {
 		netPath, err := prep.fits(id, ns, rec.Cgroup)
 		if err == nil {
-			early = &earlyStage{c: prep.c, netPath: netPath, unshare: prep.unshare}
+			early = &earlyStage{c: prep.c, netPath: netPath}
 			prep.c = nil
 		} else {
 			r.log.Warn("container "+id+": prepared setup stage not used: "+err.Error(), "container", id)
@@ -134,7 +134,6 @@ func (r *Runtime) cgroupPath(id string, spec *specs.Spec) string {
 type earlyStage struct {
 	c       *child
 	netPath string
-	unshare uintptr // namespaces it makes itself (a claimed spare)
 }
 
 func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *specs.Spec, ns nsPlan, stdio IO, early *earlyStage) (Process, error) {
@@ -244,9 +243,6 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 		Mode: modeContainer, Spec: withoutSeccomp(spec), Rootfs: rec.Rootfs, Bundle: rec.Bundle,
 		Seccomp: prog.Bytes(), New: ns.new, Cgroups: cg.Mounts(), Failpoints: r.childFailpoints(),
 		ExtraFiles: len(stdio.ExtraFiles), Handoff: len(handoff) > 0, JoinNet: len(handoff) > 1,
-	}
-	if early != nil {
-		boot.Unshare = early.unshare
 	}
 	if spec.Linux.Seccomp != nil {
 		boot.SeccompFlags = spec.Linux.Seccomp.Flags

@@ -100,10 +100,6 @@ type bootstrap struct {
 	// namespace itself.
 	Handoff bool `json:"handoff,omitempty"`
 	JoinNet bool `json:"joinNet,omitempty"`
-	// Unshare are more namespaces (clone flags) the stage makes with its
-	// mount namespace: the new ones of a spare stage, which was cloned
-	// into a new pid namespace only (see PrepareSpare).
-	Unshare uintptr `json:"unshare,omitempty"`
 	// Failpoints arms internal/failpoint in the child (tests).
 	Failpoints string `json:"failpoints,omitempty"`
 }

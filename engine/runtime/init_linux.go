@@ -144,7 +144,7 @@ func parseInitEnv(v string) (syncFd, fifoFd, exeFd int, prepared bool, err error
 
 // warmBootstrap is a bootstrap with one of each kind of value a real one
 // carries (TestWarmBootstrapDecodes keeps it in step with the types).
-const warmBootstrap = `{"type":"bootstrap","bootstrap":{"mode":"container","spec":{"ociVersion":"1","process":{"terminal":false,"user":{"uid":0,"gid":0,"additionalGids":[0]},"args":["sh"],"env":["A=B"],"cwd":"/","capabilities":{"bounding":["CAP_CHOWN"],"effective":["CAP_CHOWN"],"permitted":["CAP_CHOWN"]},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1,"soft":1}],"noNewPrivileges":true,"oomScoreAdj":0},"root":{"path":"/","readonly":false},"hostname":"h","mounts":[{"destination":"/proc","type":"proc","source":"proc","options":["nosuid"]}],"annotations":{"a":"b"},"linux":{"sysctl":{"a":"b"},"resources":{"devices":[{"allow":false,"type":"c","major":1,"minor":1,"access":"rwm"}],"memory":{"limit":1,"swap":1},"cpu":{"shares":1,"quota":1,"period":1,"cpus":"0"},"pids":{"limit":1}},"namespaces":[{"type":"pid","path":"/"}],"devices":[{"path":"/dev/x","type":"c","major":1,"minor":1,"fileMode":438,"uid":0,"gid":0}],"maskedPaths":["/a"],"readonlyPaths":["/b"]}},"rootfs":"/","bundle":"/","new":["pid"],"cgroups":[{"Name":"","Dir":"/","Aliases":["a"]}],"extraFiles":0,"handoff":true,"joinNet":true,"unshare":1}}`
+const warmBootstrap = `{"type":"bootstrap","bootstrap":{"mode":"container","spec":{"ociVersion":"1","process":{"terminal":false,"user":{"uid":0,"gid":0,"additionalGids":[0]},"args":["sh"],"env":["A=B"],"cwd":"/","capabilities":{"bounding":["CAP_CHOWN"],"effective":["CAP_CHOWN"],"permitted":["CAP_CHOWN"]},"rlimits":[{"type":"RLIMIT_NOFILE","hard":1,"soft":1}],"noNewPrivileges":true,"oomScoreAdj":0},"root":{"path":"/","readonly":false},"hostname":"h","mounts":[{"destination":"/proc","type":"proc","source":"proc","options":["nosuid"]}],"annotations":{"a":"b"},"linux":{"sysctl":{"a":"b"},"resources":{"devices":[{"allow":false,"type":"c","major":1,"minor":1,"access":"rwm"}],"memory":{"limit":1,"swap":1},"cpu":{"shares":1,"quota":1,"period":1,"cpus":"0"},"pids":{"limit":1}},"namespaces":[{"type":"pid","path":"/"}],"devices":[{"path":"/dev/x","type":"c","major":1,"minor":1,"fileMode":438,"uid":0,"gid":0}],"maskedPaths":["/a"],"readonlyPaths":["/b"]}},"rootfs":"/","bundle":"/","new":["pid"],"cgroups":[{"Name":"","Dir":"/","Aliases":["a"]}],"extraFiles":0,"handoff":true,"joinNet":true}}`
 
 // warmDecoder decodes warmBootstrap: encoding/json builds its decoders
 // for each type the first time it meets it, which makes the first decode
@@ -179,16 +179,15 @@ func (s *setup) handoff(fds []int) error {
 	// Now, not at clone: the root filesystem was mounted after the clone.
 	// unshare(CLONE_NEWNS) gives this thread alone (with its own fs_struct)
 	// the new namespace; it execs the container's process. A spare stage
-	// makes its other new namespaces here too, and leaves the idle
-	// priority it started with, if Claim has not (the process inherits
-	// this thread's).
+	// leaves the idle priority it started with, if Claim could not (the
+	// process inherits this thread's).
 	if attr, err := unix.SchedGetAttr(0, 0); err == nil && attr.Policy == unix.SCHED_IDLE {
 		if err := unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}, 0); err != nil {
 			return step("priority", err)
 		}
 	}
-	if err := unix.Unshare(unix.CLONE_NEWNS | int(s.boot.Unshare)); err != nil {
-		return step("namespaces", err)
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return step("mount namespace", err)
 	}
 	if want == 2 {
 		err := unix.Setns(fds[1], unix.CLONE_NEWNET)

@@ -36,12 +36,8 @@ type Prepared struct {
 	joinNet bool
 	io      IO
 	cgroup  string
-	// spare is set until a container claims the stage (PrepareSpare);
-	// unshare are the namespaces it then makes on its own thread, as it
-	// was cloned into a new pid namespace only, at bootstrap when it did
-	// not make them at Claim.
-	spare   bool
-	unshare uintptr
+	// spare is set until a container claims the stage (PrepareSpare).
+	spare bool
 }
 
 // Prepare starts the setup stage of container id, whose spec will list
@@ -149,7 +145,7 @@ func (p *Prepared) start(clone nsPlan, idle bool) error {
 // that the next container's create finds one through its start-up: Claim
 // gives it to a container. It is cloned into a new pid namespace only (a
 // process cannot change its own); it unshares the container's other new
-// namespaces on its own thread once bootstrapped. It waits in a spare
+// namespaces on its own thread once claimed. It waits in a spare
 // cgroup of the state root, and goes through its start-up at idle
 // priority (SCHED_IDLE).
 func (r *Runtime) PrepareSpare(stdio IO) (*Prepared, error) {
@@ -181,10 +177,13 @@ func (r *Runtime) RemoveSpareCgroups() {
 }
 
 // Claim gives spare stage p to container id, whose spec will list
-// namespaces (as for Prepare): its cgroup becomes the container's, and it
-// gets back to normal priority. After Claim, p is id's prepared stage. A
-// spec without a new pid namespace cannot claim it, nor can one that
-// Prepare refuses; p then stays a spare.
+// namespaces (as for Prepare): its cgroup becomes the container's, it
+// gets back to normal priority, and it makes its other new namespaces at
+// once, while the create goes on (its mount namespace waits for the
+// bootstrap, after the root filesystem is mounted). After Claim, p is
+// id's prepared stage. A spec without a new pid namespace cannot claim
+// it, nor can one that Prepare refuses: those get ErrNotImplemented, and
+// p stays a spare; after any other failure p is of no use.
 func (p *Prepared) Claim(id string, namespaces []specs.LinuxNamespace) error {
 	if p.c == nil || !p.spare {
 		return errors.New("claim: not an unclaimed spare stage")
@@ -208,13 +207,10 @@ func (p *Prepared) Claim(id string, namespaces []specs.LinuxNamespace) error {
 	}
 	p.spare, p.id, p.cgroup, p.joinNet = false, id, cgroup, joinNet
 	p.ns = ns
-	// Its new namespaces are made now, while the create goes on, not at
-	// bootstrap (the mount namespace is, after the root filesystem is
-	// mounted). Should the stage not get the message, the bootstrap
-	// carries them.
-	p.unshare = ns.flags &^ (unix.CLONE_NEWPID | unix.CLONE_NEWNS)
-	if p.unshare != 0 && p.c.ch.send(&message{Type: msgUnshare, Unshare: p.unshare}) == nil {
-		p.unshare = 0
+	if unshare := ns.flags &^ (unix.CLONE_NEWPID | unix.CLONE_NEWNS); unshare != 0 {
+		if err := p.c.ch.send(&message{Type: msgUnshare, Unshare: unshare}); err != nil {
+			return fmt.Errorf("claim: %w", err)
+		}
 	}
 	return nil
 }

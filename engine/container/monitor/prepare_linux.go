@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/containerd/errdefs"
 )
 
 // A prepared container's setup stage waits for its create this long, and
@@ -147,7 +149,11 @@ func (s *Server) claimSpare(req Request) *prepared {
 	sp.timer.Stop()
 	if err := sp.stage.Claim(req.ID, req.Namespaces); err != nil {
 		s.log.Debug("monitor: claim spare stage", "container", req.ID, "err", err)
-		s.keepSpare(sp)
+		if errdefs.IsNotImplemented(err) {
+			s.keepSpare(sp) // another container may fit it
+		} else {
+			sp.close()
+		}
 		return nil
 	}
 	return sp

@@ -384,12 +384,17 @@ func (s *Server) shutdown() {
 	})
 }
 
+// listed says whether c is listed (list, streams): it runs, or its exit
+// is not yet in its file and sent to subscribers, which a client that
+// subscribed first will receive.
+func (c *container) listed() bool { return c.exit == nil || !c.told }
+
 func (s *Server) list() []Container {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Container, 0, len(s.containers))
 	for _, c := range s.containers {
-		if c.exit == nil || !c.told {
+		if c.listed() {
 			out = append(out, Container{ID: c.id, Pid: c.pid, Adopted: !c.child, Paused: c.paused, Exiting: c.exit != nil})
 		}
 	}
@@ -407,7 +412,7 @@ func (s *Server) streams(conn *net.UnixConn) {
 	var items []item
 	s.mu.Lock()
 	for _, c := range s.containers {
-		if c.exit != nil && c.told {
+		if !c.listed() {
 			continue
 		}
 		names, fds := c.stdio()
