@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/engine/container/monitor"
+	"github.com/berth-dev/berth/engine/enginetest"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -99,9 +100,10 @@ func TestCreatedContainerStartsWhateverCameBetween(t *testing.T) {
 
 // TestCreateTakesADirectoryMadeAhead: after a start, the next creates'
 // directories are made ahead, two of them (their files too, so that
-// create and start allocate no inode); a create takes one. A crash between taking one
-// and writing the record into it leaves a half-created container, which
-// a restart removes, with the directories made ahead it left.
+// create and start allocate no inode); a create takes one. A daemon that
+// stops removes them. A crash between taking one and writing the record
+// into it leaves a half-created container, which a restart removes, with
+// the directories made ahead that a killed daemon left.
 func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
 	t.Parallel()
 	r := newReopenable(t, "")
@@ -158,12 +160,30 @@ func TestCreateTakesADirectoryMadeAhead(t *testing.T) {
 	if err := os.Rename(dir, crashed); err != nil {
 		t.Fatal(err)
 	}
-	r.reopen("")
+	// A daemon that stops removes the directories it made ahead; one
+	// that is killed leaves them (and one being made), for the next.
+	if err := r.Engine.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r.Engine = nil
+	// Errors, not fatal, until an engine is open again: the cleanup needs
+	// one to end the monitor.
+	if found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*")); len(found) != 0 {
+		t.Errorf("directories made ahead survived the daemon's stop: %v", found)
+	}
+	for _, left := range []string{".ahead-1000", ".making-1001"} {
+		if err := os.Mkdir(filepath.Join(containers, left), 0o711); err != nil {
+			t.Error(err)
+		}
+	}
+	r.Engine = enginetest.OpenRoot(t, r.root, "")
 	if _, err := os.Stat(crashed); !os.IsNotExist(err) {
 		t.Fatalf("the half-created container's directory is still there: %v", err)
 	}
-	if found, _ := filepath.Glob(filepath.Join(containers, ".ahead-*")); len(found) != 0 {
-		t.Fatalf("directories made ahead survived a restart: %v", found)
+	for _, pattern := range []string{".ahead-*", ".making-*"} {
+		if found, _ := filepath.Glob(filepath.Join(containers, pattern)); len(found) != 0 {
+			t.Fatalf("directories made ahead survived a restart: %v", found)
+		}
 	}
 	for _, c := range []container.Container{second} {
 		if _, err := r.Containers.Get(c.ID); err != nil {

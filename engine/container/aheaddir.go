@@ -23,8 +23,8 @@ import (
 //
 // Directories made ahead are named with a leading dot under
 // ROOT/containers, which records never are: made as .making-N, then
-// renamed .ahead-N once complete. Open removes those a previous daemon
-// left.
+// renamed .ahead-N once complete. Close removes them, and Open those
+// that a killed daemon left.
 const (
 	aheadPrefix  = ".ahead-"
 	makingPrefix = ".making-"
@@ -123,8 +123,8 @@ func buildAheadDir(path string) error {
 	return atomicfile.SyncDir(path)
 }
 
-// removeAheadDirs removes the directories made ahead that a previous
-// daemon left.
+// removeAheadDirs removes the directories made ahead, and those being
+// made, under root.
 func removeAheadDirs(root string) {
 	entries, _ := os.ReadDir(filepath.Join(root, "containers"))
 	for _, e := range entries {

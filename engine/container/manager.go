@@ -182,7 +182,11 @@ func (m *Manager) Close() error {
 	for _, e := range m.containers {
 		e.streams.Close()
 	}
+	m.ahead = nil
 	m.mu.Unlock()
+	// A stopped daemon leaves no directory made ahead (the next makes its
+	// own; Open removes those of one killed).
+	removeAheadDirs(m.root)
 	return nil
 }
 
