@@ -362,8 +362,8 @@ func (b *bench) startLatency(tmp string, n int) error {
 			return err
 		}
 		a, r := medianDuration(viaAPI), medianDuration(own)
-		fmt.Printf("container: create+start latency, %d containers %s, until the process exec'd (network none): berth through its API median %.1f ms (mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (mean %.1f): berth takes %.0f%% of the runtime's time\n",
-			m.starts, m.name, ms(a), ms(meanDuration(viaAPI)), ms(r), ms(meanDuration(own)), 100*float64(a)/float64(r))
+		fmt.Printf("container: create+start latency, %d containers %s, until the process exec'd (network none): berth through its API median %.1f ms (middle half %s, mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (middle half %s, mean %.1f): berth takes %.0f%% of the runtime's time\n",
+			m.starts, m.name, ms(a), middleHalf(viaAPI), ms(meanDuration(viaAPI)), ms(r), middleHalf(own), ms(meanDuration(own)), 100*float64(a)/float64(r))
 	}
 	return b.removeAll()
 }
@@ -499,6 +499,13 @@ func medianDuration(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// middleHalf is the range from the first to the third quartile of ds.
+func middleHalf(ds []time.Duration) string {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return fmt.Sprintf("%.1f-%.1f", ms(s[len(s)/4]), ms(s[3*len(s)/4]))
 }
 
 func meanDuration(ds []time.Duration) time.Duration {
