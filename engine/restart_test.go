@@ -94,6 +94,30 @@ func TestRestartPolicies(t *testing.T) {
 			t.Fatalf("after stop: %+v", got.State)
 		}
 	})
+	t.Run("on-failure:1, its retry back after a user's start", func(t *testing.T) {
+		c := start(t, e, container.Config{Cmd: failing, RestartPolicy: policy("on-failure", 1)})
+		eventually(t, e, c.ID, exitedWith(1))
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		events := e.Containers.Subscribe(sctx)
+		if err := e.Containers.Start(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		// Two runs end: the start's, and the retry that a start counting
+		// from 0 again allows.
+		timeout := time.After(10 * time.Second)
+		for dies := 0; dies < 2; {
+			select {
+			case ev := <-events:
+				if ev.ID == c.ID && ev.Action == "die" {
+					dies++
+				}
+			case <-timeout:
+				t.Fatalf("%d runs ended after the start, want 2", dies)
+			}
+		}
+		eventually(t, e, c.ID, exitedWith(1))
+	})
 	t.Run("unless-stopped, after a kill from outside", func(t *testing.T) {
 		c := start(t, e, container.Config{Cmd: sleeper, RestartPolicy: policy("unless-stopped", 0)})
 		// The kernel (an OOM kill, an admin) ends it: not the user's stop.
@@ -178,5 +202,42 @@ func TestForceRemoveCannotBeUndoneByAStart(t *testing.T) {
 	}
 	if _, err := e.Containers.Get(c.ID); !errdefs.IsNotFound(err) {
 		t.Fatalf("after rm -f: %v", err)
+	}
+}
+
+// TestStoppedContainersAtDaemonStart: as docker's daemon does when it
+// starts, the restart policy always starts again a container that the
+// user stopped (what tells always from unless-stopped); unless-stopped,
+// on-failure and no leave theirs stopped, and a container that never ran
+// stays created.
+func TestStoppedContainersAtDaemonStart(t *testing.T) {
+	t.Parallel()
+	r := newReopenable(t, "")
+	ctx := context.Background()
+	stopped := map[string]container.Container{}
+	for _, p := range []string{"always", "unless-stopped", "on-failure", "no"} {
+		c := start(t, r.Engine, container.Config{Name: p, Cmd: sleeper, RestartPolicy: container.RestartPolicy{Name: p}})
+		if err := r.Containers.Stop(ctx, c.ID, durationPtr(0)); err != nil {
+			t.Fatal(err)
+		}
+		stopped[p] = c
+	}
+	created, err := r.Containers.Create(ctx, container.Config{Name: "created", Image: "busybox", NetworkMode: "none", Cmd: sleeper,
+		RestartPolicy: container.RestartPolicy{Name: "always"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.reopen("")
+	got := eventually(t, r.Engine, stopped["always"].ID, runningAfter(0))
+	if got.State.Pid == stopped["always"].State.Pid || got.State.StoppedByUser {
+		t.Fatalf("always after the daemon's start: %+v", got.State)
+	}
+	for _, p := range []string{"unless-stopped", "on-failure", "no"} {
+		if c, _ := r.Containers.Get(stopped[p].ID); c.State.Status != container.Exited {
+			t.Errorf("%s after the daemon's start: %s, want exited", p, c.State.Status)
+		}
+	}
+	if c, _ := r.Containers.Get(created.ID); c.State.Status != container.Created {
+		t.Errorf("the container that never ran, after the daemon's start: %s, want created", c.State.Status)
 	}
 }

@@ -297,7 +297,9 @@ func (m *Manager) Start(ctx context.Context, ref string) error {
 		e.restartTimer.Stop()
 		e.restartTimer = nil
 	}
-	e.c.State.StoppedByUser = false
+	// As docker's: a user's start begins the policy's count again (on-failure:N
+	// gets its N retries back).
+	e.c.State.StoppedByUser, e.c.RestartCount = false, 0
 	return m.start(ctx, e)
 }
 

@@ -155,12 +155,17 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 		cancel()
 		return nil, err
 	}
-	if err := m.restore(ctx); err != nil {
+	starts, err := m.restore(ctx)
+	if err != nil {
 		cancel()
 		return nil, err
 	}
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.watchExits(exits)
+	go func() {
+		defer m.wg.Done()
+		m.startStopped(starts)
+	}()
 	return m, nil
 }
 

@@ -71,10 +71,10 @@ func (m *Manager) upgradeMonitor(ctx context.Context) error {
 
 // restore loads the records and reconciles them with what the monitor
 // supervises.
-func (m *Manager) restore(ctx context.Context) error {
+func (m *Manager) restore(ctx context.Context) (starts []*entry, err error) {
 	records, broken, err := m.loadRecords()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, id := range broken {
 		m.log.Warn("removing a container that a crash left half-created", "id", id)
@@ -93,7 +93,7 @@ func (m *Manager) restore(ctx context.Context) error {
 	}
 	running, err := m.monitor.Streams(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	claimed := map[string]bool{}
 	for _, c := range records {
@@ -129,6 +129,9 @@ func (m *Manager) restore(ctx context.Context) error {
 		default:
 			close(e.exited)
 			m.cleanStopped(ctx, c)
+			if m.startsWithTheDaemon(c) {
+				starts = append(starts, e)
+			}
 		}
 	}
 	// A run the monitor created that no record claims, and that was not
@@ -157,7 +160,30 @@ func (m *Manager) restore(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+	return starts, nil
+}
+
+// startsWithTheDaemon says whether the restart policy starts c, stopped,
+// when a daemon starts, as docker's does: a container that ran before
+// and whose policy is always, even if the user stopped it (what tells
+// always from unless-stopped), or one whose policy would have restarted
+// its last exit (one that came as the last daemon stopped).
+func (m *Manager) startsWithTheDaemon(c *Container) bool {
+	if c.State.Status != Exited || c.State.StartedAt.IsZero() {
+		return false
+	}
+	return c.Config.RestartPolicy.Name == "always" || m.shouldRestart(c)
+}
+
+// startStopped starts the containers that restore found for the restart
+// policy, as a user's start would.
+func (m *Manager) startStopped(starts []*entry) {
+	for _, e := range starts {
+		m.log.Info("restart policy: starting a stopped container as the daemon starts", "container", e.c.Name, "policy", e.c.Config.RestartPolicy.Name)
+		if err := m.Start(m.ctx, e.c.ID); err != nil && m.ctx.Err() == nil {
+			m.log.Warn("restart policy: start failed", "container", e.c.Name, "err", err)
+		}
+	}
 }
 
 // adoptUnrecorded takes over a run the monitor started whose record a
