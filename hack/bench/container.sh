@@ -14,6 +14,8 @@
 #     checked in its log (goal: none lost).
 # Needs root and busybox-static. Tune with CONTAINERBENCH_ARGS, e.g.
 #   CONTAINERBENCH_ARGS="-starts 100 -block 20 -lines 5000000 -network none" hack/bench/container.sh
+# and compare two builds' latencies in turns on the same machine state:
+#   CONTAINERBENCH_ARGS="-latency-only -against /path/to/other/berth" hack/bench/container.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then

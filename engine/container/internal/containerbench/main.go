@@ -14,6 +14,11 @@
 //   - log throughput: a container flooding stdout, in lines per second,
 //     every line accounted for in its log.
 //
+// With -against BIN, a second daemon from another berth binary takes its
+// turns in the latency measure: two builds compared on the same machine
+// state, which on this kind of VM drifts by more than the builds differ
+// from one run to the next.
+//
 // It needs root; it prints figures and asserts nothing.
 package main
 
@@ -50,8 +55,9 @@ import (
 )
 
 var (
-	block = flag.Int("block", 10, "starts in a row on one side of the latency measure")
-	pause = flag.Duration("pause", 100*time.Millisecond, "pause before each block (or single start) of the latency measure")
+	block   = flag.Int("block", 10, "starts in a row on one side of the latency measure")
+	pause   = flag.Duration("pause", 100*time.Millisecond, "pause before each block (or single start) of the latency measure")
+	against = flag.String("against", "", "another berth binary whose daemon, on a state root of its own, takes its turns in the latency measure beside $BERTH_BINARY's (to compare two builds on the same machine state)")
 )
 
 func main() {
@@ -106,7 +112,24 @@ func run(bin string, starts, lines int, network string, latencyOnly bool) (err e
 	fmt.Printf("container: idle memory (daemon + monitor, no container): RSS %.1f MB, PSS %.1f MB (daemon RSS %.1f / PSS %.1f, monitor RSS %.1f / PSS %.1f)\n",
 		mb(idle.rss()), mb(idle.pss()), mb(idle.daemon.rss), mb(idle.daemon.pss), mb(idle.monitor.rss), mb(idle.monitor.pss))
 
-	if err := b.startLatency(tmp, starts); err != nil {
+	if n := memoryCgroups(); n > 0 {
+		// Removed containers leave dying memory cgroups while page cache
+		// charged to them stays; latencies on both sides grew with them here.
+		fmt.Printf("container: host: %d memory cgroups before the latency measure (/proc/cgroups, dying ones included)\n", n)
+	}
+	sides := []*bench{b}
+	if *against != "" {
+		o := &bench{bin: *against, root: filepath.Join(tmp, "root-against")}
+		if err := o.start(); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, o.stop()) }()
+		if err := o.importBusybox(); err != nil {
+			return err
+		}
+		sides = append(sides, o)
+	}
+	if err := startLatency(tmp, starts, sides); err != nil {
 		return err
 	}
 	if latencyOnly {
@@ -306,27 +329,40 @@ func median(us []usage) usage {
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
-// startLatency times create+start through the API, and the runtime's own
-// create+start of the same spec, both until the process exec'd.
-func (b *bench) startLatency(tmp string, n int) error {
-	ctx := context.Background()
-	runOne := func(name string) (string, time.Duration, error) {
-		t0 := time.Now()
-		c, err := b.cc.Create(ctx, container.Config{Name: name, Image: "busybox", Cmd: []string{"sleep", "100000"}, NetworkMode: "none"})
-		if err == nil {
-			err = b.cc.Start(ctx, c.ID)
+// memoryCgroups is the memory controller's count of cgroups in
+// /proc/cgroups, or 0.
+func memoryCgroups() int {
+	b, _ := os.ReadFile("/proc/cgroups")
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "memory" {
+			n, _ := strconv.Atoi(f[2])
+			return n
 		}
-		return c.ID, time.Since(t0), err
 	}
-	// A first container warms both paths up and lends its spec (its /etc
-	// files stay while it exists) to the runtime, with a network namespace
-	// of its own, and its image's layers: the runtime gets a root
-	// filesystem of the same kind, an overlay of them with an empty upper
-	// dir, mounted before its clock starts (as a runtime gets a bundle).
-	first, _, err := runOne("warm")
-	if err != nil {
-		return err
+	return 0
+}
+
+// startLatency times create+start through the API of each side's daemon,
+// and the runtime's own create+start of the same spec, all until the
+// process exec'd.
+func startLatency(tmp string, n int, sides []*bench) error {
+	// A first container on each side warms its path up; the first side's
+	// lends its spec (its /etc files stay while it exists) to the runtime,
+	// with a network namespace of its own, and its image's layers: the
+	// runtime gets a root filesystem of the same kind, an overlay of them
+	// with an empty upper dir, mounted before its clock starts (as a
+	// runtime gets a bundle).
+	var first string
+	for i, b := range sides {
+		id, _, err := b.runOne("warm")
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			first = id
+		}
 	}
+	b := sides[0]
 	bundle := filepath.Join(b.root, "containers", first, "bundle")
 	spec, err := runtime.LoadSpec(bundle)
 	if err != nil {
@@ -344,12 +380,12 @@ func (b *bench) startLatency(tmp string, n int) error {
 	if _, err := rl.once(); err != nil {
 		return err
 	}
-	// Two ways, each side in turns so that both meet the same machine:
-	// one start at a time (each after a pause, as a user's `run`), and in
+	// Two ways, each side in turns so that all meet the same machine: one
+	// start at a time (each after a pause, as a user's `run`), and in
 	// blocks of back-to-back starts (as compose makes them), where what a
 	// side does in the background after its starts (berth readies a spare
 	// setup stage and a directory for the next create) lands on its own
-	// next start, not on the other side's clock.
+	// next start, not on another side's clock.
 	for _, m := range []struct {
 		name         string
 		starts, size int
@@ -357,29 +393,59 @@ func (b *bench) startLatency(tmp string, n int) error {
 		{"one at a time", n / 2, 1},
 		{fmt.Sprintf("in blocks of %d back to back", *block), n, *block},
 	} {
-		viaAPI, own, err := b.latencyBlocks(rl, runOne, m.name, m.starts, m.size)
+		viaAPI, own, err := latencyBlocks(sides, rl, m.name, m.starts, m.size)
 		if err != nil {
 			return err
 		}
-		a, r := medianDuration(viaAPI), medianDuration(own)
-		fmt.Printf("container: create+start latency, %d containers %s, until the process exec'd (network none): berth through its API median %.1f ms (middle half %s, mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (middle half %s, mean %.1f): berth takes %.0f%% of the runtime's time\n",
-			m.starts, m.name, ms(a), middleHalf(viaAPI), ms(meanDuration(viaAPI)), ms(r), middleHalf(own), ms(meanDuration(own)), 100*float64(a)/float64(r))
+		r := medianDuration(own)
+		for i, side := range sides {
+			a := medianDuration(viaAPI[i])
+			who := "berth"
+			if i > 0 {
+				who = "berth from -against " + side.bin
+			}
+			fmt.Printf("container: create+start latency, %d containers %s, until the process exec'd (network none): %s through its API median %.1f ms (middle half %s, mean %.1f), the runtime alone on the same spec and the same overlay of the image median %.1f ms (middle half %s, mean %.1f): %s takes %.0f%% of the runtime's time\n",
+				m.starts, m.name, who, ms(a), middleHalf(viaAPI[i]), ms(meanDuration(viaAPI[i])), ms(r), middleHalf(own), ms(meanDuration(own)), who, 100*float64(a)/float64(r))
+		}
 	}
-	return b.removeAll()
+	for _, b := range sides {
+		if err := b.removeAll(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) runOne(name string) (string, time.Duration, error) {
+	ctx := context.Background()
+	t0 := time.Now()
+	c, err := b.cc.Create(ctx, container.Config{Name: name, Image: "busybox", Cmd: []string{"sleep", "100000"}, NetworkMode: "none"})
+	if err == nil {
+		err = b.cc.Start(ctx, c.ID)
+	}
+	return c.ID, time.Since(t0), err
 }
 
 // latencyBlocks times n starts on each side, size at a time in turns, with
-// a pause before each block.
-func (b *bench) latencyBlocks(rl *runtimeLatency, runOne func(string) (string, time.Duration, error), name string, n, size int) (viaAPI, own []time.Duration, err error) {
+// a pause before each block. The berth sides take their turns in an order
+// reversed every round, so that none always follows the runtime.
+func latencyBlocks(sides []*bench, rl *runtimeLatency, name string, n, size int) (viaAPI [][]time.Duration, own []time.Duration, err error) {
+	viaAPI = make([][]time.Duration, len(sides))
 	for i := 0; i < n; i += size {
 		k := min(size, n-i)
-		time.Sleep(*pause)
-		for j := range k {
-			_, d, err := runOne(fmt.Sprintf("lat-%s-%d", strings.ReplaceAll(name, " ", "-"), i+j))
-			if err != nil {
-				return nil, nil, err
+		for t := range sides {
+			s := t
+			if (i/size)%2 == 1 {
+				s = len(sides) - 1 - t
 			}
-			viaAPI = append(viaAPI, d)
+			time.Sleep(*pause)
+			for j := range k {
+				_, d, err := sides[s].runOne(fmt.Sprintf("lat-%s-%d", strings.ReplaceAll(name, " ", "-"), i+j))
+				if err != nil {
+					return nil, nil, err
+				}
+				viaAPI[s] = append(viaAPI[s], d)
+			}
 		}
 		time.Sleep(*pause)
 		for range k {
