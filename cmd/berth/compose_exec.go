@@ -213,7 +213,8 @@ func runOneOff(cmd *cobra.Command, opts *globalOptions, o *composeRunFlags, serv
 		fmt.Fprintln(cmd.OutOrStdout(), ctr.ID)
 		return nil
 	}
-	err = attachedRun(cmd, cc, ctr, cfg.OpenStdin, true)
+	keys, _ := parseDetachKeys("") // docker compose run has no flag for them
+	err = attachedRun(cmd, cc, ctr, cfg.OpenStdin, true, keys)
 	var exit *exitError
 	if err != nil && !errors.As(err, &exit) {
 		return err

@@ -128,6 +128,7 @@ func newContainerCreateCommand(opts *globalOptions) *cobra.Command {
 
 func newContainerStartCommand(opts *globalOptions) *cobra.Command {
 	var attach, interactive bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -142,17 +143,22 @@ func newContainerStartCommand(opts *globalOptions) *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
+				keys, err := parseDetachKeys(detachKeys)
+				if err != nil {
+					return err
+				}
 				c, err := cc.Inspect(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
-				return attachedRun(cmd, cc, c, interactive && c.Config.OpenStdin, true)
+				return attachedRun(cmd, cc, c, interactive && c.Config.OpenStdin, true, keys)
 			}
 			return eachArg(cmd, args, func(name string) error { return cc.Start(cmd.Context(), name) })
 		},
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
 	return cmd
 }
 

@@ -16,6 +16,7 @@ import (
 type runFlags struct {
 	createFlags
 	detach, rm, sigProxy bool
+	detachKeys           string
 }
 
 func newContainerRunCommand(opts *globalOptions) *cobra.Command {
@@ -37,6 +38,7 @@ func newContainerRunCommand(opts *globalOptions) *cobra.Command {
 	f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print container ID")
 	f.BoolVar(&o.rm, "rm", false, "Automatically remove the container and its anonymous volumes when it exits")
 	f.BoolVar(&o.sigProxy, "sig-proxy", true, "Proxy received signals to the process")
+	f.StringVar(&o.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
 	return cmd
 }
 
@@ -45,6 +47,10 @@ func newContainerRunCommand(opts *globalOptions) *cobra.Command {
 func runContainer(cmd *cobra.Command, opts *globalOptions, o *runFlags, imageRef string, args []string) error {
 	if o.tty && o.interactive && !o.detach && !term.IsTerminal(int(os.Stdin.Fd())) {
 		return &exitError{code: 1, err: errNotATTY}
+	}
+	detachKeys, err := parseDetachKeys(o.detachKeys)
+	if err != nil {
+		return &exitError{code: 125, err: err}
 	}
 	cfg, err := o.config(cmd, imageRef, args)
 	if err != nil {
@@ -68,12 +74,13 @@ func runContainer(cmd *cobra.Command, opts *globalOptions, o *runFlags, imageRef
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return nil
 	}
-	return attachedRun(cmd, cc, c, o.interactive, o.sigProxy)
+	return attachedRun(cmd, cc, c, o.interactive, o.sigProxy, detachKeys)
 }
 
 // attachedRun attaches to c, starts it and copies its streams until it
-// ends; the command exits with the container's exit code.
-func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Container, stdin, sigProxy bool) error {
+// ends; the command exits with the container's exit code, or 0 when the
+// user typed detachKeys on stdin (the container runs on).
+func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Container, stdin, sigProxy bool, detachKeys []byte) error {
 	ctx := cmd.Context()
 	// Attach first (the answer comes once the attach is in place), then
 	// the wait, then the start: no output and no exit can be missed.
@@ -97,14 +104,16 @@ func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Contai
 	}
 	s := streamSession{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), tty: c.Config.Tty}
 	if stdin {
-		s.stdin = cmd.InOrStdin()
+		s.stdin, s.detachKeys = cmd.InOrStdin(), detachKeys
 	}
 	if c.Config.Tty {
 		s.resize = func(rows, cols uint) error { return cc.Resize(ctx, c.ID, rows, cols) }
 	} else if sigProxy {
 		defer proxySignals(ctx, func(ctx context.Context, sig string) error { return cc.Kill(ctx, c.ID, sig) })()
 	}
-	if err := s.run(ctx, conn); err != nil && !errors.Is(err, context.Canceled) {
+	if err := s.run(ctx, conn); errors.Is(err, errDetached) {
+		return nil
+	} else if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	res := <-exited
@@ -119,12 +128,17 @@ func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Contai
 
 func newContainerAttachCommand(opts *globalOptions) *cobra.Command {
 	var noStdin, sigProxy bool
+	var detachKeys string
 	cmd := &cobra.Command{
 		Use:   "attach [OPTIONS] CONTAINER",
 		Short: "Attach local standard input, output, and error streams to a running container",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			keys, err := parseDetachKeys(detachKeys)
+			if err != nil {
+				return err
+			}
 			cc, done, err := containers(cmd, opts)
 			if err != nil {
 				return err
@@ -147,14 +161,16 @@ func newContainerAttachCommand(opts *globalOptions) *cobra.Command {
 			}
 			s := streamSession{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), tty: c.Config.Tty}
 			if stdin {
-				s.stdin = cmd.InOrStdin()
+				s.stdin, s.detachKeys = cmd.InOrStdin(), keys
 			}
 			if c.Config.Tty {
 				s.resize = func(rows, cols uint) error { return cc.Resize(ctx, c.ID, rows, cols) }
 			} else if sigProxy {
 				defer proxySignals(ctx, func(ctx context.Context, sig string) error { return cc.Kill(ctx, c.ID, sig) })()
 			}
-			if err := s.run(ctx, conn); err != nil {
+			if err := s.run(ctx, conn); errors.Is(err, errDetached) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 			// The output ended: the container stopped; pass on its code.
@@ -170,12 +186,13 @@ func newContainerAttachCommand(opts *globalOptions) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
 	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
 	return cmd
 }
 
 type execFlags struct {
 	detach, interactive, tty, privileged bool
-	user, workdir                        string
+	user, workdir, detachKeys            string
 	env, envFiles                        []string
 }
 
@@ -201,6 +218,7 @@ func newContainerExecCommand(opts *globalOptions) *cobra.Command {
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "Read in a file of environment variables")
+	f.StringVar(&o.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
 	return cmd
 }
 
@@ -211,6 +229,10 @@ func execInContainer(cmd *cobra.Command, opts *globalOptions, o *execFlags, ref 
 		return &exitError{code: 1, err: errNotATTY}
 	}
 	env, err := readEnv(o.envFiles, o.env)
+	if err != nil {
+		return err
+	}
+	detachKeys, err := parseDetachKeys(o.detachKeys)
 	if err != nil {
 		return err
 	}
@@ -239,12 +261,14 @@ func execInContainer(cmd *cobra.Command, opts *globalOptions, o *execFlags, ref 
 	}
 	s := streamSession{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), tty: o.tty}
 	if cfg.AttachStdin {
-		s.stdin = cmd.InOrStdin()
+		s.stdin, s.detachKeys = cmd.InOrStdin(), detachKeys
 	}
 	if o.tty {
 		s.resize = func(rows, cols uint) error { return cc.ResizeExec(ctx, id, rows, cols) }
 	}
-	if err := s.run(ctx, conn); err != nil {
+	if err := s.run(ctx, conn); errors.Is(err, errDetached) {
+		return nil // the process runs on
+	} else if err != nil {
 		return err
 	}
 	st, err := cc.InspectExec(waitCtx(ctx), id)

@@ -26,6 +26,9 @@ type streamSession struct {
 	tty            bool
 	// resize sets the remote pty's size; called at once and on SIGWINCH.
 	resize func(rows, cols uint) error
+	// detachKeys typed on stdin end the session with errDetached and
+	// leave the process running; none when empty.
+	detachKeys []byte
 }
 
 // errNotATTY is docker's error for -t with an input that is not a terminal.
@@ -71,9 +74,19 @@ func (s streamSession) run(ctx context.Context, conn *api.HijackedConn) error {
 			}()
 		}
 	}
+	detached := make(chan struct{})
 	if s.stdin != nil {
+		in := s.stdin
+		if len(s.detachKeys) > 0 {
+			in = &detachReader{r: in, keys: s.detachKeys}
+		}
 		go func() {
-			_, _ = io.Copy(conn, s.stdin)
+			if _, err := io.Copy(conn, in); errors.Is(err, errDetached) {
+				// No EOF for the process: it runs on, without us.
+				close(detached)
+				conn.Close()
+				return
+			}
 			_ = conn.CloseWrite() // the process reads EOF
 		}()
 	}
@@ -82,6 +95,11 @@ func (s streamSession) run(ctx context.Context, conn *api.HijackedConn) error {
 		_, err = io.Copy(s.stdout, conn)
 	} else {
 		err = api.Demux(conn, s.stdout, s.stderr)
+	}
+	select {
+	case <-detached:
+		return errDetached
+	default:
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

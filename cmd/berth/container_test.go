@@ -245,7 +245,18 @@ func (r *engineRoot) onTerminal(rows, cols uint16, input string, args ...string)
 	if _, err := io.WriteString(master, input); err != nil {
 		r.t.Fatal(err)
 	}
-	err := cmd.Wait()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-waited:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+		<-waited
+		mu.Lock()
+		defer mu.Unlock()
+		r.t.Fatalf("%v did not end within 30s of its input; the terminal showed %q", args, screen.String())
+	}
 	<-read
 	code := 0
 	var exit *exec.ExitError
@@ -276,6 +287,34 @@ func TestRunAndExecWithATerminal(t *testing.T) {
 	}
 	if code, _, stderr := r.code(strings.NewReader(""), "container", "exec", "-it", "box", "sh"); code != 1 || !strings.Contains(stderr, "not a TTY") {
 		t.Fatalf("exec -it without a terminal: exit %d, %q", code, stderr)
+	}
+}
+
+// TestDetachKeysLeaveTheProcessRunning: ctrl-p ctrl-q (docker's keys)
+// on an attached terminal, or the keys --detach-keys names, end the
+// command with 0 and leave the container, or the exec'd shell, running.
+func TestDetachKeysLeaveTheProcessRunning(t *testing.T) {
+	t.Parallel()
+	r := newEngineRoot(t)
+	if _, code := r.onTerminal(24, 80, "\x10\x11", "container", "run", "-it", "--name", "shell", "busybox", "sh"); code != 0 {
+		t.Fatalf("run -it, then ctrl-p ctrl-q: exit %d", code)
+	}
+	if out := r.ok(nil, "container", "inspect", "-f", "{{.State.Status}}", "shell"); out != "running\n" {
+		t.Fatalf("after detaching: %q", out)
+	}
+	// The exec'd shell leaves a mark once the command it runs at the
+	// detach is through: it ran on.
+	if _, code := r.onTerminal(24, 80, "sleep 1; touch /detached\r\x01x", "container", "exec", "-it", "--detach-keys", "ctrl-a,x", "shell", "sh"); code != 0 {
+		t.Fatalf("exec -it, then ctrl-a x: exit %d", code)
+	}
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if code, _, _ := r.code(nil, "container", "exec", "shell", "test", "-e", "/detached"); code != 0 {
+			return errors.New("the detached shell left no mark")
+		}
+		return nil
+	})
+	if code, _, stderr := r.code(nil, "container", "attach", "--detach-keys", "ctrl-1", "shell"); code == 0 || !strings.Contains(stderr, "invalid detach keys") {
+		t.Fatalf("attach with bad keys: exit %d, %q", code, stderr)
 	}
 }
 
