@@ -114,7 +114,8 @@ func run(bin string, starts, lines int, network string, latencyOnly bool) (err e
 
 	if n := memoryCgroups(); n > 0 {
 		// Removed containers leave dying memory cgroups while page cache
-		// charged to them stays; latencies on both sides grew with them here.
+		// charged to them stays: part of the machine's state that the
+		// latencies of both sides may depend on.
 		fmt.Printf("container: host: %d memory cgroups before the latency measure (/proc/cgroups, dying ones included)\n", n)
 	}
 	sides := []*bench{b}
