@@ -9,11 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-dev/berth/internal/rootid"
-
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine/runtime/cgroups"
+	"github.com/berth-dev/berth/internal/rootid"
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // runPrepared creates a container from a stage started by Prepare with
@@ -224,6 +226,90 @@ func TestSpareStageBecomesTheContainer(t *testing.T) {
 	if left = append(left, v2...); len(left) > 0 {
 		t.Fatalf("cgroups of a dead spare stage left: %v", left)
 	}
+}
+
+// TestSpareStageOnCgroupV2 claims a spare stage on a v2 host: cloned
+// into a spare cgroup, it joins the container's at the claim (v2 renames
+// no cgroup) and runs there, and the spare cgroup is gone. On a hybrid
+// host the runtime is pointed at the unified hierarchy, which has no
+// controllers there: the default spec asks none.
+func TestSpareStageOnCgroupV2(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	rt.host = &cgroups.Host{Version: cgroups.V2, Unified: unifiedMount(t)}
+	parent := filepath.Join(rt.host.Unified, rootid.CgroupParent(root))
+	t.Cleanup(func() { // after a failure
+		rt.host.RemoveChildrenIf(rootid.CgroupParent(root), func(string) bool { return true })
+		rt.host.RemoveIfEmpty(rootid.CgroupParent(root))
+	})
+	out, errOut := newCapture(t), newCapture(t)
+	p, err := rt.PrepareSpare(IO{Stdout: out.w, Stderr: errOut.w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	spare := p.cgroup
+	if got := unifiedCgroupOf(t, p.Pid()); got != spare {
+		t.Fatalf("the spare stage is in cgroup %q, want %q", got, spare)
+	}
+	b := bundle(t, root, []string{"sh", "-c", "echo ran"}, nil)
+	spec, err := LoadSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Claim("v2claimed", spec.Linux.Namespaces); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := unifiedCgroupOf(t, p.Pid()), rt.defaultCgroup("v2claimed"); got != want {
+		t.Fatalf("the claimed stage is in cgroup %q, want %q", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(rt.host.Unified, spare)); !os.IsNotExist(err) {
+		t.Fatalf("the spare cgroup is still there: %v", err)
+	}
+	res, used := runStage(t, rt, "v2claimed", b, p, out, errOut)
+	if !used || res.code() != 0 || res.stdout != "ran\n" {
+		t.Fatalf("used %v, exit %d, stdout %q, stderr %q", used, res.code(), res.stdout, res.stderr)
+	}
+	if err := rt.Delete(context.Background(), "v2claimed", DeleteOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(parent); !os.IsNotExist(err) {
+		entries, _ := os.ReadDir(parent)
+		t.Fatalf("the cgroups' parent is still there after the delete: %v %v", err, entries)
+	}
+}
+
+// unifiedMount finds a cgroup2 mount: /sys/fs/cgroup on a v2 host, the
+// unified hierarchy of a hybrid one.
+func unifiedMount(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return p
+		}
+	}
+	if testutil.InCI() {
+		t.Fatal("no cgroup2 mount under CI=true")
+	}
+	t.Skip("no cgroup2 mount (this would fail under CI=true)")
+	return ""
+}
+
+// unifiedCgroupOf is pid's cgroup on the unified hierarchy.
+func unifiedCgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			return path
+		}
+	}
+	t.Fatalf("no unified hierarchy in %q", b)
+	return ""
 }
 
 // policy is the scheduling policy of pid.
