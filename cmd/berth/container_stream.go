@@ -82,7 +82,9 @@ func (s streamSession) run(ctx context.Context, conn *api.HijackedConn) error {
 		}
 		go func() {
 			if _, err := io.Copy(conn, in); errors.Is(err, errDetached) {
-				// No EOF for the process: it runs on, without us.
+				// Leave at once, output and all: to the daemon this is a
+				// client gone (which ends a StdinOnce container's input
+				// when it has no terminal, as docker's does).
 				close(detached)
 				conn.Close()
 				return

@@ -302,9 +302,9 @@ func TestDetachKeysLeaveTheProcessRunning(t *testing.T) {
 	if out := r.ok(nil, "container", "inspect", "-f", "{{.State.Status}}", "shell"); out != "running\n" {
 		t.Fatalf("after detaching: %q", out)
 	}
-	// The exec'd shell leaves a mark once the command it runs at the
-	// detach is through: it ran on.
-	if _, code := r.onTerminal(24, 80, "sleep 1; touch /detached\r\x01x", "container", "exec", "-it", "--detach-keys", "ctrl-a,x", "shell", "sh"); code != 0 {
+	// The exec'd shell runs the line typed before the keys, and then waits
+	// on its terminal for more, as docker's does.
+	if _, code := r.onTerminal(24, 80, "touch /detached\r\x01x", "container", "exec", "-it", "--detach-keys", "ctrl-a,x", "shell", "sh"); code != 0 {
 		t.Fatalf("exec -it, then ctrl-a x: exit %d", code)
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
@@ -313,6 +313,19 @@ func TestDetachKeysLeaveTheProcessRunning(t *testing.T) {
 		}
 		return nil
 	})
+	time.Sleep(500 * time.Millisecond)
+	shells := 0
+	for _, line := range strings.Split(r.ok(nil, "container", "top", "shell"), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[len(f)-1] == "sh" {
+			shells++
+		}
+	}
+	if shells != 2 {
+		t.Fatalf("%d shells run in the container, want the run's and the exec's:\n%s", shells, r.ok(nil, "container", "top", "shell"))
+	}
+	if out := r.ok(nil, "container", "inspect", "-f", "{{.State.Status}}", "shell"); out != "running\n" {
+		t.Fatalf("a while after detaching: %q", out)
+	}
 	if code, _, stderr := r.code(nil, "container", "attach", "--detach-keys", "ctrl-1", "shell"); code == 0 || !strings.Contains(stderr, "invalid detach keys") {
 		t.Fatalf("attach with bad keys: exit %d, %q", code, stderr)
 	}
