@@ -21,10 +21,10 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/engine/api"
+	"github.com/berth-dev/berth/internal/flock"
 )
 
 // Config says where the daemon keeps its state and where it listens.
@@ -118,7 +118,11 @@ func (d *Daemon) takeLock() error {
 	if err != nil {
 		return fmt.Errorf("daemon lock: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.Exclusive(f, flock.ForkWait); err != nil {
+		if !errors.Is(err, flock.ErrHeld) {
+			f.Close()
+			return fmt.Errorf("daemon lock: %w", err)
+		}
 		pid, _ := os.ReadFile(path)
 		f.Close()
 		holder := strings.TrimSpace(string(pid))

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/flock"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -18,9 +19,12 @@ func lockStore(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.Exclusive(f, flock.ForkWait); err != nil {
 		f.Close()
-		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("image store %s is in use by another process", filepath.Dir(path)))
+		if errors.Is(err, flock.ErrHeld) {
+			return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("image store %s is in use by another process", filepath.Dir(path)))
+		}
+		return nil, fmt.Errorf("lock image store: %w", err)
 	}
 	return f, nil
 }

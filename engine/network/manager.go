@@ -15,10 +15,10 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/network/ipam"
 	"github.com/berth-dev/berth/internal/atomicfile"
+	"github.com/berth-dev/berth/internal/flock"
 	"github.com/berth-dev/berth/internal/labels"
 	"github.com/berth-dev/berth/internal/rootid"
 )
@@ -100,9 +100,12 @@ func Open(dir string, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("network state: %w", err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	if err := flock.Exclusive(lock, flock.ForkWait); err != nil {
 		lock.Close()
-		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("network state %s is in use by another process", dir))
+		if errors.Is(err, flock.ErrHeld) {
+			return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("network state %s is in use by another process", dir))
+		}
+		return nil, fmt.Errorf("network state: lock: %w", err)
 	}
 	m.lock = lock
 	if err := m.restore(); err != nil {

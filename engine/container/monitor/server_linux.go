@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/engine/container/logs"
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/failpoint"
+	"github.com/berth-dev/berth/internal/flock"
 )
 
 // Runtime is what the monitor needs of the OCI runtime: create a container
@@ -231,16 +232,12 @@ func (s *Server) listen() error {
 	}
 	// A monitor that is shutting down holds the lock until it is gone:
 	// wait for it a little.
-	for deadline := time.Now().Add(lockWait); ; {
-		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) || time.Now().After(deadline) {
-			lock.Close()
+	if err := flock.Exclusive(lock, lockWait); err != nil {
+		lock.Close()
+		if errors.Is(err, flock.ErrHeld) {
 			return fmt.Errorf("monitor: another monitor serves %s", s.root)
 		}
-		time.Sleep(10 * time.Millisecond)
+		return fmt.Errorf("monitor: lock: %w", err)
 	}
 	_ = lock.Truncate(0)
 	_, _ = lock.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
