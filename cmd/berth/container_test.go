@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/image/imagetest"
+	"github.com/berth-dev/berth/internal/failpoint"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -117,6 +118,20 @@ func TestContainerRunPassesStreamsAndExitCodes(t *testing.T) {
 	}
 	if left := r.ok(nil, "container", "ls", "-a", "-q"); left != "" {
 		t.Fatalf("--rm left containers: %q", left)
+	}
+}
+
+// TestRunRmReturnsOnceTheContainerIsGone: the daemon removes a --rm
+// container after its exit; run returns only then, as docker's does, even
+// when the removal is slow (here held for a second).
+func TestRunRmReturnsOnceTheContainerIsGone(t *testing.T) {
+	t.Setenv(failpoint.Env, "container/auto-remove=sleep(1s)")
+	r := newEngineRoot(t)
+	if code, _, stderr := r.code(nil, "container", "run", "--rm", "busybox", "sh", "-c", "exit 4"); code != 4 {
+		t.Fatalf("run --rm: exit %d, %q", code, stderr)
+	}
+	if left := r.ok(nil, "container", "ls", "-a", "-q"); left != "" {
+		t.Fatalf("run --rm returned before its container was removed: %q", left)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/runtime"
+	"github.com/berth-dev/berth/internal/failpoint"
 )
 
 // Restart back-off, as docker does it: 100ms doubling to a minute, back to
@@ -67,6 +68,7 @@ func (m *Manager) handleExit(e *entry, ex monitor.Exit) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			_ = failpoint.Inject("container/auto-remove")
 			if err := m.Remove(context.Background(), id, RemoveOptions{Volumes: true}); err != nil && !errdefs.IsNotFound(err) {
 				m.log.Warn("auto-remove", "container", c.Name, "err", err)
 			}
