@@ -36,9 +36,17 @@ func newReopenable(t *testing.T, binary string) *reopenable {
 	testutil.RequireRoot(t)
 	r := &reopenable{t: t, root: testutil.StateRoot(t)}
 	t.Cleanup(func() {
-		if r.Engine != nil {
-			enginetest.Teardown(t, r.Engine)
+		if r.Engine == nil {
+			// A reopen failed: one more, to take down what the test left
+			// (its monitor, its containers).
+			e, err := enginetest.TryOpenRoot(r.root, "")
+			if err != nil {
+				t.Errorf("cleanup: open %s again: %v", r.root, err)
+				return
+			}
+			r.Engine = e
 		}
+		enginetest.Teardown(t, r.Engine)
 	})
 	r.Engine = enginetest.OpenRoot(t, r.root, binary)
 	enginetest.Busybox(t, r.Engine, "busybox")

@@ -61,18 +61,24 @@ func Open(t *testing.T) *engine.Engine {
 // restart, an upgrade) use it.
 func OpenRoot(t *testing.T, root, binary string) *engine.Engine {
 	t.Helper()
-	if binary == "" {
-		self, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		binary = self
-	}
-	e, err := engine.Open(context.Background(), engine.Options{Root: root, Binary: binary})
+	e, err := TryOpenRoot(root, binary)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// TryOpenRoot is OpenRoot with the error returned, for a cleanup that
+// must take down what a test left after its own open failed.
+func TryOpenRoot(root, binary string) (*engine.Engine, error) {
+	if binary == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		binary = self
+	}
+	return engine.Open(context.Background(), engine.Options{Root: root, Binary: binary})
 }
 
 // Teardown removes whatever the test left in e (containers, networks),
