@@ -236,7 +236,7 @@ func TestSpareStageBecomesTheContainer(t *testing.T) {
 func TestSpareStageOnCgroupV2(t *testing.T) {
 	t.Parallel()
 	rt, root := newRuntime(t)
-	rt.host = &cgroups.Host{Version: cgroups.V2, Unified: unifiedMount(t)}
+	rt.host = &cgroups.Host{Version: cgroups.V2, Unified: testutil.UnifiedMount(t)}
 	parent := filepath.Join(rt.host.Unified, rootid.CgroupParent(root))
 	t.Cleanup(func() { // after a failure
 		rt.host.RemoveChildrenIf(rootid.CgroupParent(root), func(string) bool { return true })
@@ -249,7 +249,7 @@ func TestSpareStageOnCgroupV2(t *testing.T) {
 	}
 	t.Cleanup(p.Close)
 	spare := p.cgroup
-	if got := unifiedCgroupOf(t, p.Pid()); got != spare {
+	if got := testutil.UnifiedCgroupOf(t, p.Pid()); got != spare {
 		t.Fatalf("the spare stage is in cgroup %q, want %q", got, spare)
 	}
 	b := bundle(t, root, []string{"sh", "-c", "echo ran"}, nil)
@@ -260,7 +260,7 @@ func TestSpareStageOnCgroupV2(t *testing.T) {
 	if err := p.Claim("v2claimed", spec.Linux.Namespaces); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := unifiedCgroupOf(t, p.Pid()), rt.defaultCgroup("v2claimed"); got != want {
+	if got, want := testutil.UnifiedCgroupOf(t, p.Pid()), rt.defaultCgroup("v2claimed"); got != want {
 		t.Fatalf("the claimed stage is in cgroup %q, want %q", got, want)
 	}
 	if _, err := os.Stat(filepath.Join(rt.host.Unified, spare)); !os.IsNotExist(err) {
@@ -277,39 +277,6 @@ func TestSpareStageOnCgroupV2(t *testing.T) {
 		entries, _ := os.ReadDir(parent)
 		t.Fatalf("the cgroups' parent is still there after the delete: %v %v", err, entries)
 	}
-}
-
-// unifiedMount finds a cgroup2 mount: /sys/fs/cgroup on a v2 host, the
-// unified hierarchy of a hybrid one.
-func unifiedMount(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p
-		}
-	}
-	if testutil.InCI() {
-		t.Fatal("no cgroup2 mount under CI=true")
-	}
-	t.Skip("no cgroup2 mount (this would fail under CI=true)")
-	return ""
-}
-
-// unifiedCgroupOf is pid's cgroup on the unified hierarchy.
-func unifiedCgroupOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			return path
-		}
-	}
-	t.Fatalf("no unified hierarchy in %q", b)
-	return ""
 }
 
 // policy is the scheduling policy of pid.

@@ -15,28 +15,11 @@ import (
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
-// unifiedMount finds a cgroup2 mount: /sys/fs/cgroup on a v2 host, the
-// unified hierarchy of a hybrid one (where device filters work too).
-func unifiedMount(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
-		var st unix.Statfs_t
-		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
-			return p
-		}
-	}
-	if testutil.InCI() {
-		t.Fatal("no cgroup2 mount under CI=true")
-	}
-	t.Skip("no cgroup2 mount (this would fail under CI=true)")
-	return ""
-}
-
 // TestDeviceFilterIsEnforced attaches the filter to a cgroup2 directory and
 // checks, with a real process in it, what it lets through.
 func TestDeviceFilterIsEnforced(t *testing.T) {
 	testutil.RequireRoot(t)
-	mount := unifiedMount(t)
+	mount := testutil.UnifiedMount(t)
 	dir := filepath.Join(mount, fmt.Sprintf("berth-devtest-%d", os.Getpid()))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ import (
 // which has no controllers there; the core files are all it needs.
 func TestV2CgroupLifecycle(t *testing.T) {
 	testutil.RequireRoot(t)
-	h := &Host{Version: V2, Unified: unifiedMount(t)}
+	h := &Host{Version: V2, Unified: testutil.UnifiedMount(t)}
 	parent := fmt.Sprintf("/berth-v2test-%d", os.Getpid())
 	t.Cleanup(func() {
 		h.RemoveChildrenIf(parent, func(string) bool { return true })
@@ -71,7 +71,7 @@ func TestV2CgroupLifecycle(t *testing.T) {
 	if err := h.Move(parent+"/spare-1", parent+"/web-1", pid); err != nil {
 		t.Fatal(err)
 	}
-	if got := cgroupOf(t, pid); got != parent+"/web-1" {
+	if got := testutil.UnifiedCgroupOf(t, pid); got != parent+"/web-1" {
 		t.Fatalf("after the move, the process is in %q", got)
 	}
 	if _, err := os.Stat(filepath.Join(h.Unified, parent, "spare-1")); !os.IsNotExist(err) {
@@ -97,20 +97,4 @@ func TestV2CgroupLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.Unified, parent)); !os.IsNotExist(err) {
 		t.Fatalf("the parent is still there: %v", err)
 	}
-}
-
-// cgroupOf is pid's cgroup on the unified hierarchy ("0::/path").
-func cgroupOf(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			return path
-		}
-	}
-	t.Fatalf("no unified hierarchy line in %q", b)
-	return ""
 }
