@@ -119,6 +119,9 @@ func TestContainerRunPassesStreamsAndExitCodes(t *testing.T) {
 	if left := r.ok(nil, "container", "ls", "-a", "-q"); left != "" {
 		t.Fatalf("--rm left containers: %q", left)
 	}
+	if code, _, stderr := r.code(nil, "container", "run", "--rm", "--restart", "always", "busybox", "true"); code != 125 || !strings.Contains(stderr, "conflicting options") {
+		t.Fatalf("--rm with a restart policy: exit %d, %q", code, stderr)
+	}
 }
 
 // TestRunRmReturnsOnceTheContainerIsGone: the daemon removes a --rm

@@ -259,6 +259,10 @@ func validate(cfg Config) error {
 	default:
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid restart policy %q", cfg.RestartPolicy.Name))
 	}
+	if cfg.AutoRemove && cfg.RestartPolicy.Name != "" && cfg.RestartPolicy.Name != "no" {
+		// As docker's: removed at its exit, it could not be restarted.
+		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("conflicting options: a container removed when it exits (--rm) cannot have restart policy %q", cfg.RestartPolicy.Name))
+	}
 	if t := cfg.Log.Type; t != "" && t != "json-file" && t != "local" {
 		return errdefs.ErrNotImplemented.WithMessage(fmt.Sprintf("logging driver %q is not supported (json-file only)", t))
 	}
