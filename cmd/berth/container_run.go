@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/containerd/errdefs"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -122,31 +120,10 @@ func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Contai
 	if res.Err != nil {
 		return res.Err
 	}
-	if c.Config.AutoRemove {
-		// The daemon removes it after its exit: as docker's, run --rm
-		// returns once it is gone.
-		waitRemoved(waitCtx, cc, c.ID)
-	}
 	if res.StatusCode != 0 {
 		return &exitError{code: res.StatusCode}
 	}
 	return nil
-}
-
-// waitRemoved waits, for up to 10s, until the container is gone.
-func waitRemoved(ctx context.Context, cc *api.ContainerClient, id string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		if _, err := cc.Inspect(ctx, id); errdefs.IsNotFound(err) || ctx.Err() != nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 func newContainerAttachCommand(opts *globalOptions) *cobra.Command {

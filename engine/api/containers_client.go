@@ -202,7 +202,7 @@ type WaitResult struct {
 
 // WaitNextExit waits for the container's next exit. It returns once the
 // wait is in place (so a start after it cannot be missed); the channel
-// gets the exit code.
+// gets the exit code, for a --rm container once it is removed.
 func (cc *ContainerClient) WaitNextExit(ctx context.Context, ref string) (<-chan WaitResult, error) {
 	out := make(chan WaitResult, 1)
 	live := make(chan struct{})

@@ -273,32 +273,53 @@ func (m *Manager) Wait(ctx context.Context, ref string) (int, error) {
 
 // WaitNextExit waits for the container's next exit and returns its exit
 // code, even when the container does not run yet (run: wait, then
-// start). ready, when not nil, is called once the wait is in place.
+// start). ready, when not nil, is called once the wait is in place. A
+// container removed when it exits (--rm) is waited for until it is gone
+// (up to autoRemoveWait), as docker's run --rm waits.
 func (m *Manager) WaitNextExit(ctx context.Context, ref string, ready func()) (int, error) {
 	e, err := m.lookup(ref)
 	if err != nil {
 		return 0, err
 	}
-	id := e.c.ID
+	id, autoRemove := e.c.ID, e.c.Config.AutoRemove
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := m.Subscribe(ctx)
 	if ready != nil {
 		ready()
 	}
-	for ev := range events {
-		if ev.ID != id {
-			continue
-		}
-		switch ev.Action {
-		case "die":
-			return ev.ExitCode, nil
-		case "destroy":
-			return 0, errdefs.ErrNotFound.WithMessage("container " + ev.Name + " was removed before it exited")
+	died, code := false, 0
+	var removal <-chan time.Time
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return 0, ctx.Err()
+			}
+			if ev.ID != id {
+				continue
+			}
+			switch ev.Action {
+			case "die":
+				if !autoRemove {
+					return ev.ExitCode, nil
+				}
+				died, code = true, ev.ExitCode
+				removal = time.After(autoRemoveWait)
+			case "destroy":
+				if died {
+					return code, nil
+				}
+				return 0, errdefs.ErrNotFound.WithMessage("container " + ev.Name + " was removed before it exited")
+			}
+		case <-removal: // a removal that failed is logged
+			return code, nil
 		}
 	}
-	return 0, ctx.Err()
 }
+
+// autoRemoveWait bounds the wait for the removal of a --rm container.
+const autoRemoveWait = 10 * time.Second
 
 // Logs calls fn with the container's log entries that opts select; with
 // Follow it keeps going until the container stops or ctx ends.
