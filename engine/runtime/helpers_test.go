@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -189,13 +190,24 @@ type started struct {
 	reaped      bool
 }
 
-// start creates and starts a container; the test waits for it (wait) or
-// kills it; cleanup deletes it by force.
+// start creates and starts a container, and returns once its process
+// has exec'd (or ended); the test waits for it (wait) or kills it;
+// cleanup deletes it by force.
 func start(t *testing.T, rt *Runtime, id, bundle string) *started {
 	t.Helper()
 	s := create(t, rt, id, bundle, nil)
+	stage, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid))
 	if err := rt.Start(context.Background(), id); err != nil {
 		t.Fatalf("start: %v", err)
+	}
+	// Start returns once the setup stage is told to go (the monitor waits
+	// for the exec itself): a test that looks into the container, at its
+	// pid 1 say, waits too.
+	for deadline := time.Now().Add(10 * time.Second); stage != "" && time.Now().Before(deadline); {
+		if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid)); err != nil || exe != stage {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return s
 }
