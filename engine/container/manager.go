@@ -22,6 +22,7 @@ import (
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/engine/volume"
 	"github.com/berth-dev/berth/internal/labels"
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 // Runtime is what the manager asks of engine/runtime in the daemon's
@@ -141,6 +142,11 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(opts.Root, "containers"), 0o711); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
+	}
+	// Containers come and go: each one's directory in a block group of
+	// its own keeps inode allocation fast (see spreaddirs).
+	if err := spreaddirs.Mark(filepath.Join(opts.Root, "containers")); err != nil {
+		opts.Log.Warn("spread container directories", "err", err)
 	}
 	removeAheadDirs(opts.Root)
 	mctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-dev/berth/engine/runtime/cgroups"
 	"github.com/berth-dev/berth/internal/failpoint"
 	"github.com/berth-dev/berth/internal/rootid"
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 // New returns a Runtime over cfg.StateDir, creating the directory.
@@ -25,6 +26,9 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
+	// One directory per container, made and removed with it (see
+	// spreaddirs). Not being able to spread them only slows them down.
+	_ = spreaddirs.Mark(dir)
 	if cfg.CgroupParent == "" {
 		cfg.CgroupParent = rootid.CgroupParent(dir)
 	}

@@ -52,6 +52,7 @@ import (
 	"github.com/berth-dev/berth/internal/mountinfo"
 	"github.com/berth-dev/berth/internal/overlay"
 	"github.com/berth-dev/berth/internal/rootid"
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 var (
@@ -500,6 +501,10 @@ type runtimeLatency struct {
 func newRuntimeLatency(bin, dir string, spec *specs.Spec, lower []string) (*runtimeLatency, error) {
 	rt, err := runtime.New(runtime.Config{StateDir: filepath.Join(dir, "state"), CgroupParent: rootid.CgroupParent(dir), Binary: bin})
 	if err != nil {
+		return nil, err
+	}
+	// Its bundles placed as berth places its containers' directories.
+	if err := spreaddirs.Mark(dir); err != nil {
 		return nil, err
 	}
 	for i, ns := range spec.Linux.Namespaces {
