@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/engine/runtime"
 	"github.com/berth-dev/berth/internal/progress"
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 // historyComment marks the history entries a Dockerfile build wrote, as
@@ -48,6 +49,8 @@ func New(ctx context.Context, cfg Config) (*Builder, error) {
 			return nil, fmt.Errorf("builder: %w", err)
 		}
 	}
+	// A build's scratch trees live as long as the build (see spreaddirs).
+	_ = spreaddirs.Mark(filepath.Join(b.dir, "tmp"))
 	if err := b.cleanLeftovers(ctx); err != nil {
 		b.log.Warn("builder: cleaning what an interrupted build left", "err", err)
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 // Store is an image store on disk. One Store serves a state root at a time
@@ -46,6 +48,10 @@ func Open(root string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open image store: %w", storageError(err))
 		}
 	}
+	// Snapshots and unpacks in progress are trees of files made and
+	// removed whole (see spreaddirs).
+	_ = spreaddirs.Mark(filepath.Join(dir, "snapshots"))
+	_ = spreaddirs.Mark(filepath.Join(dir, "tmp"))
 	lock, err := lockStore(filepath.Join(dir, "lock"))
 	if err != nil {
 		return nil, err

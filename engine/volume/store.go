@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/internal/atomicfile"
 	"github.com/berth-dev/berth/internal/labels"
+	"github.com/berth-dev/berth/internal/spreaddirs"
 )
 
 // Store keeps the volumes of one state root.
@@ -31,6 +32,8 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("volumes: %w", err)
 	}
+	// Anonymous volumes come and go with their containers (see spreaddirs).
+	_ = spreaddirs.Mark(dir)
 	return &Store{dir: dir}, nil
 }
 
