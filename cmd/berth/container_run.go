@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/engine/api"
@@ -126,68 +127,84 @@ func attachedRun(cmd *cobra.Command, cc *api.ContainerClient, c container.Contai
 	return nil
 }
 
+// attachFlags are the options of `container attach` and compose `attach`.
+type attachFlags struct {
+	noStdin, sigProxy bool
+	detachKeys        string
+}
+
+func (o *attachFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&o.noStdin, "no-stdin", false, "Do not attach STDIN")
+	f.BoolVar(&o.sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
+	f.StringVar(&o.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
+}
+
 func newContainerAttachCommand(opts *globalOptions) *cobra.Command {
-	var noStdin, sigProxy bool
-	var detachKeys string
+	o := &attachFlags{}
 	cmd := &cobra.Command{
 		Use:   "attach [OPTIONS] CONTAINER",
 		Short: "Attach local standard input, output, and error streams to a running container",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			keys, err := parseDetachKeys(detachKeys)
-			if err != nil {
-				return err
-			}
-			cc, done, err := containers(cmd, opts)
-			if err != nil {
-				return err
-			}
-			defer done()
-			c, err := cc.Inspect(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if c.State.Status != container.Running && c.State.Status != container.Paused {
-				return errors.New("you cannot attach to a stopped container, start it first")
-			}
-			stdin := !noStdin && c.Config.OpenStdin
-			if stdin && c.Config.Tty && !term.IsTerminal(int(os.Stdin.Fd())) {
-				return errNotATTY
-			}
-			conn, err := cc.Attach(ctx, c.ID, api.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
-			if err != nil {
-				return err
-			}
-			s := streamSession{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), tty: c.Config.Tty}
-			if stdin {
-				s.stdin, s.detachKeys = cmd.InOrStdin(), keys
-			}
-			if c.Config.Tty {
-				s.resize = func(rows, cols uint) error { return cc.Resize(ctx, c.ID, rows, cols) }
-			} else if sigProxy {
-				defer proxySignals(ctx, func(ctx context.Context, sig string) error { return cc.Kill(ctx, c.ID, sig) })()
-			}
-			if err := s.run(ctx, conn); errors.Is(err, errDetached) {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			// The output ended: the container stopped; pass on its code.
-			code, err := cc.Wait(waitCtx(ctx), c.ID)
-			if err != nil {
-				return err
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
+			return attachRunning(cmd, opts, o, args[0])
 		},
 	}
-	cmd.Flags().BoolVar(&noStdin, "no-stdin", false, "Do not attach STDIN")
-	cmd.Flags().BoolVar(&sigProxy, "sig-proxy", true, "Proxy all received signals to the process")
-	cmd.Flags().StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container (default \""+defaultDetachKeys+"\")")
+	o.register(cmd.Flags())
 	return cmd
+}
+
+// attachRunning copies the streams of running container ref until its
+// output ends, then exits with the container's code; or with 0 when the
+// user typed the detach keys (the container runs on).
+func attachRunning(cmd *cobra.Command, opts *globalOptions, o *attachFlags, ref string) error {
+	ctx := cmd.Context()
+	keys, err := parseDetachKeys(o.detachKeys)
+	if err != nil {
+		return err
+	}
+	cc, done, err := containers(cmd, opts)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, err := cc.Inspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Status != container.Running && c.State.Status != container.Paused {
+		return errors.New("you cannot attach to a stopped container, start it first")
+	}
+	stdin := !o.noStdin && c.Config.OpenStdin
+	if stdin && c.Config.Tty && !term.IsTerminal(int(os.Stdin.Fd())) {
+		return errNotATTY
+	}
+	conn, err := cc.Attach(ctx, c.ID, api.AttachOptions{Stdin: stdin, Stdout: true, Stderr: true})
+	if err != nil {
+		return err
+	}
+	s := streamSession{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), tty: c.Config.Tty}
+	if stdin {
+		s.stdin, s.detachKeys = cmd.InOrStdin(), keys
+	}
+	if c.Config.Tty {
+		s.resize = func(rows, cols uint) error { return cc.Resize(ctx, c.ID, rows, cols) }
+	} else if o.sigProxy {
+		defer proxySignals(ctx, func(ctx context.Context, sig string) error { return cc.Kill(ctx, c.ID, sig) })()
+	}
+	if err := s.run(ctx, conn); errors.Is(err, errDetached) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	// The output ended: the container stopped; pass on its code.
+	code, err := cc.Wait(waitCtx(ctx), c.ID)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
 
 type execFlags struct {

@@ -133,32 +133,10 @@ func newVolumeListCommand(opts *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rows []volumeRow
-			out := cmd.OutOrStdout()
-			for _, v := range vols {
-				if (len(names) > 0 && !containsAny(v.Name, names)) || (len(drivers) > 0 && !slices.Contains(drivers, v.Driver)) {
-					continue
-				}
-				if quiet {
-					fmt.Fprintln(out, v.Name)
-					continue
-				}
-				rows = append(rows, volumeRow{
-					Driver: v.Driver, Labels: joinLabels(v.Labels), Links: fmt.Sprint(len(v.UsedBy)),
-					Mountpoint: v.Mountpoint, Name: v.Name, Scope: v.Scope, Size: "N/A",
-				})
-			}
-			if quiet {
-				return nil
-			}
-			return listFormat(out, format, rows, func(w io.Writer, rows []volumeRow) error {
-				tw := newTable(w)
-				fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
-				for _, r := range rows {
-					fmt.Fprintf(tw, "%s\t%s\n", r.Driver, r.Name)
-				}
-				return tw.Flush()
+			vols = slices.DeleteFunc(vols, func(v api.VolumeListEntry) bool {
+				return (len(names) > 0 && !containsAny(v.Name, names)) || (len(drivers) > 0 && !slices.Contains(drivers, v.Driver))
 			})
+			return writeVolumes(cmd.OutOrStdout(), format, quiet, vols)
 		},
 	}
 	f := cmd.Flags()
@@ -166,6 +144,32 @@ func newVolumeListCommand(opts *globalOptions) *cobra.Command {
 	f.StringVar(&format, "format", "", "Format output: table, json or a Go template")
 	f.StringArrayVarP(&filters, "filter", "f", nil, "Provide filter values (dangling=true, label=KEY[=VALUE], name=NAME)")
 	return cmd
+}
+
+// writeVolumes prints vols as `volume ls` does: their names with quiet,
+// else a table, JSON or a template (format).
+func writeVolumes(out io.Writer, format string, quiet bool, vols []api.VolumeListEntry) error {
+	if quiet {
+		for _, v := range vols {
+			fmt.Fprintln(out, v.Name)
+		}
+		return nil
+	}
+	rows := make([]volumeRow, 0, len(vols))
+	for _, v := range vols {
+		rows = append(rows, volumeRow{
+			Driver: v.Driver, Labels: joinLabels(v.Labels), Links: fmt.Sprint(len(v.UsedBy)),
+			Mountpoint: v.Mountpoint, Name: v.Name, Scope: v.Scope, Size: "N/A",
+		})
+	}
+	return listFormat(out, format, rows, func(w io.Writer, rows []volumeRow) error {
+		tw := newTable(w)
+		fmt.Fprintln(tw, "DRIVER\tVOLUME NAME")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\n", r.Driver, r.Name)
+		}
+		return tw.Flush()
+	})
 }
 
 func containsAny(s string, subs []string) bool {
