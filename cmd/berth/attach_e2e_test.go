@@ -76,3 +76,49 @@ func TestUpExitCodeFrom(t *testing.T) {
 		t.Fatalf("after the job ended, talker is %s (abort should stop it)", st)
 	}
 }
+
+// TestComposeAttachFollowsOneReplica: attach --index picks a replica; its
+// output comes until the container ends; the signal the command gets goes
+// to that container (sig-proxy), which ends it and the command with 0.
+func TestComposeAttachFollowsOneReplica(t *testing.T) {
+	p := newProject(t, "attach", "attachsvc")
+	p.importBusybox()
+	p.berth("up", "-d", "--scale", "talker=2")
+	cmd, stdout, stderr := p.start("attach", "--index", "2", "talker")
+	testutil.Eventually(t, 20*time.Second, func() error {
+		if !strings.Contains(stdout.String(), "line ") {
+			return fmt.Errorf("no output attached yet:\n%s%s", stdout.String(), stderr.String())
+		}
+		return nil
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("attach ended with %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("attach did not end after SIGTERM\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "bye") {
+		t.Errorf("the container's answer to the signal was not shown:\n%s", stdout.String())
+	}
+	states := map[string]string{}
+	for _, e := range p.ps("-a") {
+		states[e.Name] = e.State
+	}
+	if states["attachsvc-talker-2"] != "exited" || states["attachsvc-talker-1"] != "running" {
+		t.Fatalf("after the signal: %v, want talker-2 exited and talker-1 running", states)
+	}
+	if _, stderr, err := p.berthErr("attach", "--index", "2", "talker"); err == nil || !strings.Contains(stderr, "not running") {
+		t.Fatalf("attach to the exited replica: %v\n%s", err, stderr)
+	}
+	if _, stderr, err := p.berthErr("attach", "nosuch"); err == nil || !strings.Contains(stderr, "no such service") {
+		t.Fatalf("attach nosuch: %v\n%s", err, stderr)
+	}
+}

@@ -108,6 +108,33 @@ func TestComposeLifecycle(t *testing.T) {
 	}
 	p.waitProbe(1)
 
+	// scale: up -d of the services named, with their new counts.
+	p.berth("scale", "worker=2")
+	if names := p.namesOf("worker"); len(names) != 2 {
+		t.Fatalf("scale worker=2: %v", names)
+	}
+	p.berth("scale", "--no-deps", "worker=1")
+	if names := p.namesOf("worker"); len(names) != 1 || names[0] != "app-worker-1" {
+		t.Fatalf("scale worker=1 kept %v, want app-worker-1", names)
+	}
+	if _, stderr, err := p.berthErr("scale", "worker=two"); err == nil || !strings.Contains(stderr, "invalid scale specifier") {
+		t.Fatalf("scale worker=two: %v\n%s", err, stderr)
+	}
+
+	// volumes: the project's, or those the services' containers mount.
+	if out := strings.Fields(p.berth("volumes", "-q")); len(out) != 1 || out[0] != "app_data" {
+		t.Fatalf("volumes -q: %q, want app_data", out)
+	}
+	if out := strings.TrimSpace(p.berth("volumes", "-q", "kv")); out != "app_data" {
+		t.Fatalf("volumes -q kv: %q, want app_data", out)
+	}
+	if out := strings.TrimSpace(p.berth("volumes", "-q", "web")); out != "" {
+		t.Fatalf("volumes -q web: %q, want none", out)
+	}
+	if out := p.berth("volumes", "--format", "json"); !strings.Contains(out, `"Name":"app_data"`) || !strings.Contains(out, `"Driver":"local"`) {
+		t.Fatalf("volumes --format json:\n%s", out)
+	}
+
 	// cp out of and into a service's container (the named volume included).
 	local := filepath.Join(t.TempDir(), "value")
 	p.berth("cp", "kv:/data/value", local)
@@ -122,6 +149,17 @@ func TestComposeLifecycle(t *testing.T) {
 	p.berth("cp", "kv:/tmp/value", back)
 	if b, _ := os.ReadFile(back); string(b) != "copied-in\n" {
 		t.Fatalf("cp in then out: %q", b)
+	}
+
+	// commit: an image of a replica's changes.
+	p.berth("exec", "-T", "kv", "sh", "-c", "echo committed > /marker")
+	p.berth("commit", "-m", "snapshot", "kv", "app-kv:snap")
+	if out := strings.TrimSpace(p.berth("container", "run", "--rm", "--network", "none", "app-kv:snap", "cat", "/marker")); out != "committed" {
+		t.Fatalf("the committed image has /marker = %q", out)
+	}
+	p.berth("image", "rm", "app-kv:snap")
+	if _, stderr, err := p.berthErr("commit", "--index", "2", "kv"); err == nil || !strings.Contains(stderr, "no container number 2") {
+		t.Fatalf("commit --index 2 kv: %v\n%s", err, stderr)
 	}
 
 	// exec in a service's container, a one-off run, top and stats.

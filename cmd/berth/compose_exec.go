@@ -19,7 +19,12 @@ import (
 
 // serviceContainer is replica index of service, running.
 func serviceContainer(cmd *cobra.Command, s *session, service string, index int) (container.Container, error) {
-	cs, err := s.containers(cmd.Context(), false, []string{service})
+	return serviceReplica(cmd, s, service, index, false)
+}
+
+// serviceReplica is replica index of service; a stopped one too with all.
+func serviceReplica(cmd *cobra.Command, s *session, service string, index int, all bool) (container.Container, error) {
+	cs, err := s.containers(cmd.Context(), all, []string{service})
 	if err != nil {
 		return container.Container{}, err
 	}
@@ -27,6 +32,9 @@ func serviceContainer(cmd *cobra.Command, s *session, service string, index int)
 		if c.Config.Labels[reconcile.LabelNumber] == strconv.Itoa(index) && c.Config.Labels[reconcile.LabelOneOff] != "True" {
 			return c, nil
 		}
+	}
+	if all {
+		return container.Container{}, fmt.Errorf("service %q has no container number %d", service, index)
 	}
 	return container.Container{}, fmt.Errorf("service %q is not running", service)
 }
@@ -67,6 +75,32 @@ func newExecCommand(opts *globalOptions) *cobra.Command {
 	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
 	f.BoolVarP(&noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY")
 	f.IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
+	return c
+}
+
+func newAttachCommand(opts *globalOptions) *cobra.Command {
+	o := &attachFlags{}
+	var index int
+	c := &cobra.Command{
+		Use:     "attach [OPTIONS] SERVICE",
+		Short:   "Attach local standard input, output, and error streams to a service's running container",
+		Example: "  berth attach web             # its output, until ctrl-c or the container ends\n  berth attach --index 2 web   # the second replica",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd.Context(), opts, true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctr, err := serviceContainer(cmd, s, args[0], index)
+			if err != nil {
+				return err
+			}
+			return attachRunning(cmd, opts, o, ctr.ID)
+		},
+	}
+	o.register(c.Flags())
+	c.Flags().IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
 	return c
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/daemon"
+	"github.com/berth-dev/berth/engine/api"
 	"github.com/berth-dev/berth/engine/container"
 	"github.com/berth-dev/berth/engine/image"
 	"github.com/berth-dev/berth/internal/progress"
@@ -347,6 +348,49 @@ func newPortCommand(opts *globalOptions) *cobra.Command {
 	}
 	c.Flags().StringVar(&protocol, "protocol", "tcp", "tcp or udp")
 	c.Flags().IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
+	return c
+}
+
+func newVolumesCommand(opts *globalOptions) *cobra.Command {
+	var format string
+	var quiet bool
+	c := &cobra.Command{
+		Use:     "volumes [OPTIONS] [SERVICE...]",
+		Short:   "List volumes",
+		Example: "  berth volumes            # the project's volumes\n  berth volumes -q web     # the names of those web's containers mount",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := openSession(ctx, opts, true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			vols, err := s.client.Volumes().List(ctx, api.VolumeListOptions{Labels: map[string]string{reconcile.LabelProject: s.name}})
+			if err != nil {
+				return err
+			}
+			if len(args) > 0 {
+				// Those that the services' containers mount, as docker
+				// compose lists them.
+				cs, err := s.containers(ctx, true, args)
+				if err != nil {
+					return err
+				}
+				mounted := map[string]bool{}
+				for _, c := range cs {
+					for _, m := range c.Config.Mounts {
+						if m.Type == container.MountVolume {
+							mounted[m.Source] = true
+						}
+					}
+				}
+				vols = slices.DeleteFunc(vols, func(v api.VolumeListEntry) bool { return !mounted[v.Name] })
+			}
+			return writeVolumes(cmd.OutOrStdout(), format, quiet, vols)
+		},
+	}
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "Only display volume names")
+	c.Flags().StringVar(&format, "format", "", "Format output: table, json or a Go template")
 	return c
 }
 

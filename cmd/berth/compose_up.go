@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,6 +61,36 @@ func newUpCommand(opts *globalOptions) *cobra.Command {
 	f.BoolVar(&uo.noLogPrefix, "no-log-prefix", false, "Don't print prefix in logs")
 	f.BoolVar(&uo.timestamps, "timestamps", false, "Show timestamps")
 	f.IntVarP(&uo.timeout, "timeout", "t", 10, "Use this timeout in seconds for container shutdown")
+	return c
+}
+
+func newScaleCommand(opts *globalOptions) *cobra.Command {
+	uo := &upOptions{detach: true, timeout: 10}
+	c := &cobra.Command{
+		Use:     "scale [SERVICE=REPLICAS...]",
+		Short:   "Scale services",
+		Example: "  berth scale web=3 worker=0   # three replicas of web, none of worker",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// As docker compose: up -d of the services named, with their
+			// new replica counts (and what they depend on, unless --no-deps).
+			var services []string
+			for _, a := range args {
+				name, n, ok := strings.Cut(a, "=")
+				if !ok || name == "" || n == "" {
+					return fmt.Errorf("invalid scale specifier %q: want SERVICE=REPLICAS", a)
+				}
+				if _, err := strconv.Atoi(n); err != nil {
+					return fmt.Errorf("invalid scale specifier %q: %q is not a number of replicas", a, n)
+				}
+				services = append(services, name)
+			}
+			uo.scale = args
+			return runUp(cmd, opts, uo, services)
+		},
+	}
+	c.Flags().BoolVar(&uo.noDeps, "no-deps", false, "Don't start linked services")
+	c.Flags().BoolVar(&uo.dryRun, "dry-run", false, "Show what would be done, without doing it")
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/engine/build"
 )
@@ -64,10 +65,50 @@ func newContainerCommitCommand(opts *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	f := c.Flags()
+	commitFlags(c.Flags(), &o)
+	return c
+}
+
+func commitFlags(f *pflag.FlagSet, o *build.CommitOptions) {
 	f.StringVarP(&o.Author, "author", "a", "", `Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")`)
 	f.StringArrayVarP(&o.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
 	f.StringVarP(&o.Comment, "message", "m", "", "Commit message")
 	f.BoolVarP(&o.Pause, "pause", "p", true, "Pause container during commit")
+}
+
+// newCommitCommand is compose's commit: the container commit of one
+// replica of a service, running or not.
+func newCommitCommand(opts *globalOptions) *cobra.Command {
+	var o build.CommitOptions
+	var index int
+	c := &cobra.Command{
+		Use:     "commit [OPTIONS] SERVICE [REPOSITORY[:TAG]]",
+		Short:   "Create a new image from a service container's changes",
+		Example: "  berth commit -m 'with tools' web myapp:debug",
+		Args:    cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if len(args) == 2 {
+				o.Reference = args[1]
+			}
+			s, err := openSession(ctx, opts, true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctr, err := serviceReplica(cmd, s, args[0], index, true)
+			if err != nil {
+				return err
+			}
+			img, err := s.client.Builds().Commit(ctx, ctr.ID, o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+			return nil
+		},
+	}
+	commitFlags(c.Flags(), &o)
+	c.Flags().IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
 	return c
 }
