@@ -34,6 +34,7 @@ func composeCommands(opts *globalOptions) []*cobra.Command {
 		newLsCommand(opts),
 		newCpCommand(opts),
 		newCommitCommand(opts),
+		newExportCommand(opts),
 		newWaitCommand(opts),
 		newStatsCommand(opts),
 		newWatchCommand(opts),

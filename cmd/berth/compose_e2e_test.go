@@ -158,6 +158,17 @@ func TestComposeLifecycle(t *testing.T) {
 		t.Fatalf("the committed image has /marker = %q", out)
 	}
 	p.berth("image", "rm", "app-kv:snap")
+
+	// export: the replica's root filesystem as a tar, its volume left out.
+	exported := filepath.Join(t.TempDir(), "kv.tar")
+	p.berth("export", "-o", exported, "kv")
+	listing, err := exec.Command("tar", "-tf", exported).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tar -tf of the export: %v\n%s", err, listing)
+	}
+	if names := "\n" + string(listing); !strings.Contains(names, "\nmarker\n") || !strings.Contains(names, "\nbin/busybox\n") || strings.Contains(names, "data/value") {
+		t.Fatalf("export kv lists:\n%s", listing)
+	}
 	if _, stderr, err := p.berthErr("commit", "--index", "2", "kv"); err == nil || !strings.Contains(stderr, "no container number 2") {
 		t.Fatalf("commit --index 2 kv: %v\n%s", err, stderr)
 	}

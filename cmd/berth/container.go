@@ -39,7 +39,7 @@ func newContainerCommand(opts *globalOptions) *cobra.Command {
 		newContainerRenameCommand(opts),
 	}
 	// The image builder's: what a container changed, and an image of it.
-	children = append(children, newContainerDiffCommand(opts), newContainerCommitCommand(opts), newContainerCpCommand(opts))
+	children = append(children, newContainerDiffCommand(opts), newContainerCommitCommand(opts), newContainerCpCommand(opts), newContainerExportCommand(opts))
 	return group("container", "Manage containers", children...)
 }
 

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/berth-dev/berth/engine/api"
 	"github.com/berth-dev/berth/engine/build"
 )
 
@@ -111,4 +116,86 @@ func newCommitCommand(opts *globalOptions) *cobra.Command {
 	commitFlags(c.Flags(), &o)
 	c.Flags().IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
 	return c
+}
+
+func newContainerExportCommand(opts *globalOptions) *cobra.Command {
+	var output string
+	c := &cobra.Command{
+		Use:     "export [OPTIONS] CONTAINER",
+		Short:   "Export a container's filesystem as a tar archive",
+		Example: "  berth container export -o web.tar web\n  berth container export web | tar -t",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cc, done, err := containers(cmd, opts)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return exportContainer(cmd, cc, args[0], output)
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	return c
+}
+
+// newExportCommand is compose's export: the container export of one
+// replica of a service, running or not.
+func newExportCommand(opts *globalOptions) *cobra.Command {
+	var output string
+	var index int
+	c := &cobra.Command{
+		Use:     "export [OPTIONS] SERVICE",
+		Short:   "Export a service container's filesystem as a tar archive",
+		Example: "  berth export -o web.tar web",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd.Context(), opts, true)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			ctr, err := serviceReplica(cmd, s, args[0], index, true)
+			if err != nil {
+				return err
+			}
+			return exportContainer(cmd, s.client.Containers(), ctr.ID, output)
+		},
+	}
+	c.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
+	c.Flags().IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
+	return c
+}
+
+// exportContainer writes the tar of ref's root filesystem to the file
+// output (whole or not at all), or else to stdout, unless that is a
+// terminal.
+func exportContainer(cmd *cobra.Command, cc *api.ContainerClient, ref, output string) error {
+	if output == "" && isTerminal(cmd.OutOrStdout()) {
+		return errors.New("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+	}
+	tarball, err := cc.Export(cmd.Context(), ref)
+	if err != nil {
+		return err
+	}
+	defer tarball.Close()
+	if output == "" {
+		_, err := io.Copy(cmd.OutOrStdout(), tarball)
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(output), ".export-*")
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, tarball)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), output)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("export to %s: %w", output, err)
+	}
+	return nil
 }

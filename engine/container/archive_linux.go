@@ -3,15 +3,18 @@ package container
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/internal/overlay"
 	"github.com/berth-dev/berth/internal/tarcopy"
 )
 
@@ -59,6 +62,87 @@ func (m *Manager) CopyTo(ctx context.Context, ref, dest string, r io.Reader) err
 		}
 		return tarcopy.Extract(tar.NewReader(r), dir, rename)
 	})
+}
+
+// Export writes a tar of the container's root filesystem: its image's
+// layers with what the container changed over them, without its volumes
+// or anything else mounted in it, as docker export does. It runs or not.
+func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
+	root, err := m.openRootfs(ctx, ref)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	// Through the open directory: the mount may be detached meanwhile (the
+	// container ended, or see openRootfs), and stays while it is open.
+	dir := fmt.Sprintf("/proc/self/fd/%d", root.Fd())
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	for _, e := range entries {
+		p := path.Join(dir, e.Name())
+		info, err := os.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing, by a running container
+		}
+		if err != nil {
+			return err
+		}
+		if err := tarcopy.Add(tw, p, e.Name(), info); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// openRootfs opens the root filesystem of container ref: the mount of a
+// running one; for one that does not run, a read-only overlay of its
+// changes over its image's layers, detached as soon as it is open, so
+// that closing it unmounts it and nothing stays mounted if berth dies.
+func (m *Manager) openRootfs(ctx context.Context, ref string) (*os.File, error) {
+	e, err := m.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	e.op.Lock()
+	defer e.op.Unlock()
+	c := e.c
+	if c.State.Status == Running || c.State.Status == Paused {
+		return os.Open(m.rootfsDir(c.ID))
+	}
+	lower, err := m.images.Snapshots(ctx, c.ImageID)
+	if err != nil {
+		return nil, err
+	}
+	upper := filepath.Join(m.dir(c.ID), "fs", "upper")
+	if _, err := os.Stat(upper); err != nil {
+		return nil, fmt.Errorf("container %s has no file system: %w", c.Name, err)
+	}
+	if len(lower) == 0 {
+		// A read-only overlay takes two layers at least: an image without
+		// layers gets an empty one, as mountRootfs gives it.
+		empty := filepath.Join(m.dir(c.ID), "fs", "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return nil, err
+		}
+		lower = []string{empty}
+	}
+	target, err := os.MkdirTemp(m.dir(c.ID), "export-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(target)
+	if err := overlay.MountReadOnly(target, append([]string{upper}, lower...)); err != nil {
+		return nil, fmt.Errorf("mount the file system of %s: %w", c.Name, err)
+	}
+	f, err := os.Open(target)
+	if uerr := unix.Unmount(target, unix.MNT_DETACH); err == nil && uerr != nil {
+		f.Close()
+		return nil, fmt.Errorf("detach the file system of %s: %w", c.Name, uerr)
+	}
+	return f, err
 }
 
 func (m *Manager) runningPid(ref string) (int, error) {

@@ -28,7 +28,21 @@ func Mount(target string, lower []string, upper, work string) error {
 	return mountDeep(target, lower, upper, work)
 }
 
-// mountDeep builds the mount with fsopen and one fsconfig per layer.
+// MountReadOnly mounts at target a read-only overlay of lower (topmost
+// first), with no upper layer: a view that nothing writes to.
+func MountReadOnly(target string, lower []string) error {
+	if len(lower) == 0 {
+		return errors.New("overlay: no lower layer")
+	}
+	opts := "lowerdir=" + strings.Join(lower, ":")
+	if len(opts) < unix.Getpagesize() {
+		return unix.Mount("overlay", target, "overlay", unix.MS_RDONLY, opts)
+	}
+	return mountDeep(target, lower, "", "")
+}
+
+// mountDeep builds the mount with fsopen and one fsconfig per layer;
+// without upper, read-only.
 func mountDeep(target string, lower []string, upper, work string) error {
 	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
@@ -46,16 +60,21 @@ func mountDeep(target string, lower []string, upper, work string) error {
 			return fmt.Errorf("overlay lower %s: %w", l, err)
 		}
 	}
-	if err := unix.FsconfigSetString(fd, "upperdir", upper); err != nil {
-		return fmt.Errorf("overlay upper %s: %w", upper, err)
-	}
-	if err := unix.FsconfigSetString(fd, "workdir", work); err != nil {
-		return fmt.Errorf("overlay work %s: %w", work, err)
+	attrs := 0
+	if upper == "" {
+		attrs = unix.MOUNT_ATTR_RDONLY
+	} else {
+		if err := unix.FsconfigSetString(fd, "upperdir", upper); err != nil {
+			return fmt.Errorf("overlay upper %s: %w", upper, err)
+		}
+		if err := unix.FsconfigSetString(fd, "workdir", work); err != nil {
+			return fmt.Errorf("overlay work %s: %w", work, err)
+		}
 	}
 	if err := unix.FsconfigCreate(fd); err != nil {
 		return fmt.Errorf("create overlay of %d layers: %w", len(lower), err)
 	}
-	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, attrs)
 	if err != nil {
 		return fmt.Errorf("fsmount overlay: %w", err)
 	}

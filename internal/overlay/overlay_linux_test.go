@@ -74,3 +74,32 @@ func TestDeepStack(t *testing.T) {
 	}
 	checkStack(t, merged, 150)
 }
+
+// TestReadOnlyStacks mounts a shallow and a deep stack with no upper
+// layer: every layer shows, the topmost wins, and nothing can be written.
+func TestReadOnlyStacks(t *testing.T) {
+	for _, n := range []int{3, 150} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			_, lower := stack(t, n)
+			ro := filepath.Join(t.TempDir(), "ro")
+			if err := os.Mkdir(ro, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := overlay.MountReadOnly(ro, lower); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = unix.Unmount(ro, unix.MNT_DETACH) })
+			for i := range n {
+				if _, err := os.Stat(filepath.Join(ro, "f"+strconv.Itoa(i))); err != nil {
+					t.Fatalf("layer %d's file: %v", i, err)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(ro, "top")); err != nil || string(b) != "0" {
+				t.Fatalf("top is %q (%v), want the first layer's 0", b, err)
+			}
+			if err := os.WriteFile(filepath.Join(ro, "new"), []byte("y"), 0o644); err == nil {
+				t.Fatal("a read-only overlay took a write")
+			}
+		})
+	}
+}

@@ -54,6 +54,9 @@ func Add(tw *tar.Writer, p, name string, info os.FileInfo) error {
 		for _, e := range entries {
 			child := path.Join(p, e.Name())
 			ci, err := os.Lstat(child)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed since the listing, by a running container
+			}
 			if err != nil {
 				return err
 			}
