@@ -110,6 +110,9 @@ func (m *Manager) openRootfs(ctx context.Context, ref string) (*os.File, error) 
 	defer e.op.Unlock()
 	c := e.c
 	if c.State.Status == Running || c.State.Status == Paused {
+		if mounted, err := isMountpoint(m.rootfsDir(c.ID)); err != nil || !mounted {
+			return nil, fmt.Errorf("the root filesystem of running container %s is not mounted (%v)", c.Name, err)
+		}
 		return os.Open(m.rootfsDir(c.ID))
 	}
 	lower, err := m.images.Snapshots(ctx, c.ImageID)
