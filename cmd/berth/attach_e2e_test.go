@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -64,6 +65,34 @@ func TestAttachedUpPrintsLogsAndStopsOnCtrlC(t *testing.T) {
 	}
 }
 
+// TestUpAbortOnContainerFailure: a container that exits with 0 does not
+// stop the project; the first that fails does, and up exits with its code.
+// With --abort-on-container-exit, the first exit stops it, and up exits
+// with that container's code (as docker compose does).
+func TestUpAbortOnContainerFailure(t *testing.T) {
+	p := newProject(t, "attach", "abortfail")
+	p.importBusybox()
+	out, stderr, err := p.berthErr("--profile", "fail", "up", "--abort-on-container-failure")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 4 {
+		t.Fatalf("up --abort-on-container-failure: %v, want exit status 4\n%s%s", err, out, stderr)
+	}
+	if !strings.Contains(out, "ok-1 exited with code 0") || !strings.Contains(out, "| failing") {
+		t.Fatalf("the output does not show ok's exit before bad's failure:\n%s\nstderr:\n%s", out, stderr)
+	}
+	if st := p.stateOf("talker"); st != "exited" {
+		t.Fatalf("after bad failed, talker is %s (abort should stop it)", st)
+	}
+	p.berth("--profile", "fail", "down", "-t", "1")
+	_, stderr, err = p.berthErr("--profile", "job", "up", "--abort-on-container-exit")
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("up --abort-on-container-exit: %v, want job's exit status 3\n%s", err, stderr)
+	}
+	if _, stderr, err := p.berthErr("up", "--abort-on-container-exit", "--abort-on-container-failure"); err == nil || !strings.Contains(stderr, "cannot be combined") {
+		t.Fatalf("both abort flags: %v\n%s", err, stderr)
+	}
+}
+
 func TestUpExitCodeFrom(t *testing.T) {
 	p := newProject(t, "attach", "exitcode")
 	p.importBusybox()
@@ -84,6 +113,28 @@ func TestComposeAttachFollowsOneReplica(t *testing.T) {
 	p := newProject(t, "attach", "attachsvc")
 	p.importBusybox()
 	p.berth("up", "-d", "--scale", "talker=2")
+	// logs --index: one replica's lines only.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		out := p.berth("logs", "--index", "2", "talker")
+		if !strings.Contains(out, "talker-2  | line") || strings.Contains(out, "talker-1") {
+			return fmt.Errorf("logs --index 2 talker:\n%s", out)
+		}
+		return nil
+	})
+	// ps --orphans=false: against a file without talker, its replicas are
+	// orphans of the project.
+	if err := os.WriteFile(filepath.Join(p.dir, "other.yaml"), []byte("services:\n  solo:\n    image: busybox\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(p.ps()); n != 2 {
+		t.Fatalf("ps: %d containers, want the two talkers", n)
+	}
+	if out := strings.TrimSpace(p.berth("-f", "other.yaml", "-p", p.name, "ps", "-q", "--orphans=false")); out != "" {
+		t.Fatalf("ps --orphans=false against other.yaml lists %q", out)
+	}
+	if out := strings.Fields(p.berth("-f", "other.yaml", "-p", p.name, "ps", "-q")); len(out) != 2 {
+		t.Fatalf("ps against other.yaml lists %q, want the two orphans", out)
+	}
 	cmd, stdout, stderr := p.start("attach", "--index", "2", "talker")
 	testutil.Eventually(t, 20*time.Second, func() error {
 		if !strings.Contains(stdout.String(), "line ") {

@@ -177,6 +177,12 @@ func TestComposeLifecycle(t *testing.T) {
 	if out := strings.TrimSpace(p.berth("exec", "-T", "kv", "cat", "/data/value")); out != "stored-value" {
 		t.Fatalf("exec kv cat: %q", out)
 	}
+	// -T's long names: docker compose's --no-tty, and --no-TTY from before.
+	for _, flag := range []string{"--no-tty", "--no-TTY"} {
+		if out := strings.TrimSpace(p.berth("exec", flag, "kv", "cat", "/data/value")); out != "stored-value" {
+			t.Fatalf("exec %s kv cat: %q", flag, out)
+		}
+	}
 	if _, _, err := p.berthErr("exec", "-T", "kv", "sh", "-c", "exit 7"); exitCode(err) != 7 {
 		t.Fatalf("exec's exit code: %v, want 7", err)
 	}
@@ -200,7 +206,10 @@ func TestComposeLifecycle(t *testing.T) {
 	if st := p.stateOf("worker"); st != "exited" {
 		t.Fatalf("after stop, worker is %s", st)
 	}
-	p.berth("start", "worker")
+	p.berth("start", "--wait", "--wait-timeout", "20", "worker")
+	if st := p.stateOf("worker"); st != "running" {
+		t.Fatalf("after start --wait, worker is %s", st)
+	}
 	p.berth("pause", "worker")
 	if st := p.stateOf("worker"); st != "paused" {
 		t.Fatalf("after pause, worker is %s", st)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/daemon"
@@ -37,6 +38,14 @@ func serviceReplica(cmd *cobra.Command, s *session, service string, index int, a
 		return container.Container{}, fmt.Errorf("service %q has no container number %d", service, index)
 	}
 	return container.Container{}, fmt.Errorf("service %q is not running", service)
+}
+
+// noTTYFlag is -T: --no-tty, as docker compose names it now, and
+// --no-TTY, as it did before.
+func noTTYFlag(f *pflag.FlagSet, v *bool, usage string) {
+	f.BoolVarP(v, "no-tty", "T", false, usage)
+	f.BoolVar(v, "no-TTY", false, usage)
+	_ = f.MarkHidden("no-TTY")
 }
 
 func stdinIsTerminal() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
@@ -73,7 +82,7 @@ func newExecCommand(opts *globalOptions) *cobra.Command {
 	f.StringVarP(&o.user, "user", "u", "", "Run the command as this user")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Path to workdir directory for this command")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
-	f.BoolVarP(&noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY")
+	noTTYFlag(f, &noTTY, "Disable pseudo-TTY allocation. By default `berth exec` allocates a TTY")
 	f.IntVar(&index, "index", 1, "Index of the container if service has multiple replicas")
 	return c
 }
@@ -124,7 +133,7 @@ func newRunCommand(opts *globalOptions) *cobra.Command {
 	f.SetInterspersed(false)
 	f.BoolVar(&o.rm, "rm", false, "Automatically remove the container when it exits")
 	f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print container ID")
-	f.BoolVarP(&o.noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation (default: auto-detected)")
+	noTTYFlag(f, &o.noTTY, "Disable pseudo-TTY allocation (default: auto-detected)")
 	f.BoolVarP(&o.interactive, "interactive", "i", true, "Keep STDIN open even if not attached")
 	f.BoolVar(&o.servicePorts, "service-ports", false, "Run command with all service's ports enabled and mapped to the host")
 	f.BoolVar(&o.noDeps, "no-deps", false, "Don't start linked services")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -88,15 +90,23 @@ func (f *follower) Wait()                    { f.wg.Wait() }
 func (f *follower) allDone() <-chan struct{} { return f.done }
 
 // startFollowing follows the logs of the services' running containers (all
-// services when none are named); each container whose stream ends (it
-// stopped) is sent to exits with its final state.
-func startFollowing(ctx context.Context, s *session, services []string, p *logPrinter, exits chan<- container.Container) *follower {
+// services when none are named), and of those started since began that
+// ended already (a quick one-shot would go unseen, and its exit with it);
+// each container whose stream ends (it stopped) is sent to exits with its
+// final state.
+func startFollowing(ctx context.Context, s *session, services []string, began time.Time, p *logPrinter, exits chan<- container.Container) *follower {
 	f := &follower{done: make(chan struct{})}
-	cs, err := s.containers(ctx, false, services)
+	cs, err := s.containers(ctx, true, services)
 	if err != nil {
 		close(f.done)
 		return f
 	}
+	cs = slices.DeleteFunc(cs, func(c container.Container) bool {
+		if c.Config.Labels[reconcile.LabelOneOff] == "True" {
+			return true
+		}
+		return c.State.Status != container.Running && c.State.StartedAt.Before(began)
+	})
 	for _, c := range cs {
 		p.register(prefixOf(c))
 	}
@@ -128,6 +138,7 @@ func startFollowing(ctx context.Context, s *session, services []string, p *logPr
 type logsOptions struct {
 	follow, timestamps, noLogPrefix, noColor bool
 	tail, since, until                       string
+	index                                    int
 }
 
 func newLogsCommand(opts *globalOptions) *cobra.Command {
@@ -148,6 +159,7 @@ func newLogsCommand(opts *globalOptions) *cobra.Command {
 	f.StringVar(&lo.until, "until", "", "Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)")
 	f.BoolVar(&lo.noLogPrefix, "no-log-prefix", false, "Don't print prefix in logs")
 	f.BoolVar(&lo.noColor, "no-color", false, "Produce monochrome output")
+	f.IntVar(&lo.index, "index", 0, "Index of the container if service has multiple replicas")
 	return c
 }
 
@@ -161,6 +173,11 @@ func runLogs(cmd *cobra.Command, opts *globalOptions, lo *logsOptions, services 
 	cs, err := s.containers(ctx, true, services)
 	if err != nil {
 		return err
+	}
+	if lo.index > 0 {
+		cs = slices.DeleteFunc(cs, func(c container.Container) bool {
+			return c.Config.Labels[reconcile.LabelNumber] != strconv.Itoa(lo.index) || c.Config.Labels[reconcile.LabelOneOff] == "True"
+		})
 	}
 	out := cmd.OutOrStdout()
 	p := newLogPrinter(out, !lo.noLogPrefix, lo.timestamps, !lo.noColor && isTerminal(out))

@@ -117,10 +117,10 @@ func eachContainer(ctx context.Context, opts *globalOptions, cmd *cobra.Command,
 }
 
 type opFlags struct {
-	timeout              int
-	signal               string
-	force, stop, volumes bool
-	noDeps               bool
+	timeout, waitTimeout       int
+	signal                     string
+	force, stop, volumes, wait bool
+	noDeps                     bool
 }
 
 // projectContainerCommand makes start, stop, restart, kill, pause and unpause.
@@ -148,7 +148,11 @@ func timeoutFlag(c *cobra.Command, of *opFlags) {
 }
 
 func newStartCommand(opts *globalOptions) *cobra.Command {
-	return projectContainerCommand(opts, "start [SERVICE...]", "Start services", "  berth start web", nil,
+	return projectContainerCommand(opts, "start [SERVICE...]", "Start services", "  berth start web\n  berth start --wait   # until every service runs, healthy where it has a healthcheck",
+		func(c *cobra.Command, of *opFlags) {
+			c.Flags().BoolVar(&of.wait, "wait", false, "Wait for services to be running|healthy. Implies detached mode")
+			c.Flags().IntVar(&of.waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
+		},
 		func(cmd *cobra.Command, s *session, of *opFlags, services []string) error {
 			ctx := cmd.Context()
 			cs, err := s.containers(ctx, true, services)
@@ -158,9 +162,13 @@ func newStartCommand(opts *globalOptions) *cobra.Command {
 			if len(cs) == 0 {
 				return errors.New("no containers to start")
 			}
-			return eachContainer(ctx, opts, cmd, serviceOrder(s, cs, false), "Starting", "Started", func(c container.Container) error {
+			err = eachContainer(ctx, opts, cmd, serviceOrder(s, cs, false), "Starting", "Started", func(c container.Container) error {
 				return s.client.Containers().Start(ctx, c.ID)
 			})
+			if err != nil || !of.wait {
+				return err
+			}
+			return waitConverged(ctx, s, services, of.waitTimeout)
 		})
 }
 

@@ -17,6 +17,7 @@ import (
 
 type psOptions struct {
 	all, services, quiet, noTrunc bool
+	orphans                       bool
 	format                        string
 	status, filter                []string
 }
@@ -39,6 +40,7 @@ func newPsCommand(opts *globalOptions) *cobra.Command {
 	f.StringVar(&po.format, "format", "table", "Format output using a custom template: 'table' or 'json'")
 	f.StringArrayVar(&po.status, "status", nil, "Filter services by status (created, restarting, running, removing, paused, exited, dead)")
 	f.StringArrayVar(&po.filter, "filter", nil, "Filter services by a property (supported filters: status)")
+	f.BoolVar(&po.orphans, "orphans", true, "Include orphaned services (not declared by project)")
 	return c
 }
 
@@ -93,6 +95,12 @@ func runPs(cmd *cobra.Command, opts *globalOptions, po *psOptions, services []st
 	}
 	if len(statuses) > 0 {
 		cs = slices.DeleteFunc(cs, func(c container.Container) bool { return !slices.Contains(statuses, string(c.State.Status)) })
+	}
+	if !po.orphans && s.project != nil {
+		cs = slices.DeleteFunc(cs, func(c container.Container) bool {
+			_, declared := s.project.Services[c.Config.Labels[reconcile.LabelService]]
+			return !declared
+		})
 	}
 	if !po.all {
 		// One-off containers (berth run) only with --all, as in compose.

@@ -23,6 +23,7 @@ import (
 type upOptions struct {
 	detach, forceRecreate, noRecreate, noDeps, removeOrphans, noStart  bool
 	build, noBuild, wait, dryRun, abortOnExit, noLogPrefix, timestamps bool
+	abortOnFailure, noColor                                            bool
 	pull, exitCodeFrom                                                 string
 	scale, attach, noAttach                                            []string
 	timeout, waitTimeout                                               int
@@ -53,6 +54,8 @@ func newUpCommand(opts *globalOptions) *cobra.Command {
 	f.IntVar(&uo.waitTimeout, "wait-timeout", 0, "Maximum duration in seconds to wait for the project to be running|healthy")
 	f.BoolVar(&uo.dryRun, "dry-run", false, "Show what would be done, without doing it")
 	f.BoolVar(&uo.abortOnExit, "abort-on-container-exit", false, "Stops all containers if any container was stopped")
+	f.BoolVar(&uo.abortOnFailure, "abort-on-container-failure", false, "Stops all containers if any container exited with failure")
+	f.BoolVar(&uo.noColor, "no-color", false, "Produce monochrome output")
 	f.StringVar(&uo.exitCodeFrom, "exit-code-from", "", "Return the exit code of the selected service container")
 	f.StringVar(&uo.pull, "pull", "", `Pull image before running ("always"|"missing"|"never")`)
 	f.StringArrayVar(&uo.scale, "scale", nil, "Scale SERVICE to NUM instances (SERVICE=NUM)")
@@ -105,8 +108,14 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 	if uo.exitCodeFrom != "" {
 		uo.abortOnExit = true
 	}
+	if uo.abortOnExit && uo.abortOnFailure {
+		return errors.New("--abort-on-container-failure cannot be combined with --abort-on-container-exit")
+	}
 	if uo.detach && uo.abortOnExit {
 		return errors.New("--abort-on-container-exit and --detach are incompatible")
+	}
+	if uo.detach && uo.abortOnFailure {
+		return errors.New("--abort-on-container-failure and --detach are incompatible")
 	}
 	s, err := openSession(ctx, opts, false)
 	if err != nil {
@@ -134,6 +143,8 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 	if err != nil {
 		return err
 	}
+	// A second early: the daemon's clock and this one's may differ a little.
+	began := time.Now().Add(-time.Second)
 	res, err := s.projects.Up(ctx, req, r)
 	r.Close()
 	if err != nil {
@@ -149,7 +160,7 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 	if uo.detach || uo.noStart {
 		return nil
 	}
-	return attachAndWait(cmd, opts, s, services, uo)
+	return attachAndWait(cmd, opts, s, services, uo, began)
 }
 
 // waitConverged waits until every container of the services runs, and is
@@ -198,17 +209,17 @@ func waitConverged(ctx context.Context, s *session, services []string, timeoutSe
 
 // attachAndWait prints the services' logs until the containers stop or the
 // user presses Ctrl-C, which stops the project (a second Ctrl-C kills it).
-func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services []string, uo *upOptions) error {
+func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services []string, uo *upOptions, began time.Time) error {
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	printer := newLogPrinter(cmd.OutOrStdout(), !uo.noLogPrefix, uo.timestamps, isTerminal(cmd.OutOrStdout()))
+	printer := newLogPrinter(cmd.OutOrStdout(), !uo.noLogPrefix, uo.timestamps, !uo.noColor && isTerminal(cmd.OutOrStdout()))
 	attached := filterAttach(s.project, services, uo.attach, uo.noAttach)
 	exits := make(chan container.Container, 16)
-	follow := startFollowing(ctx, s, attached, printer, exits)
+	follow := startFollowing(ctx, s, attached, began, printer, exits)
 
 	stopAll := func(kill bool) {
 		stopCtx := context.WithoutCancel(ctx)
@@ -221,7 +232,15 @@ func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services
 			}
 		}
 	}
-	exitCode := 0
+	// As docker compose: the code of the first container whose exit
+	// aborts, unless the --exit-code-from service's exit comes, even while
+	// the others stop.
+	exitCode, captured := 0, false
+	capture := func(c container.Container) {
+		if !captured && uo.exitCodeFrom != "" && c.Config.Labels[reconcile.LabelService] == uo.exitCodeFrom {
+			exitCode, captured = c.State.ExitCode, true
+		}
+	}
 	for {
 		select {
 		case <-sigs:
@@ -237,19 +256,37 @@ func attachAndWait(cmd *cobra.Command, opts *globalOptions, s *session, services
 			follow.Wait()
 			return nil
 		case c := <-exits:
-			if uo.exitCodeFrom != "" && c.Config.Labels[reconcile.LabelService] == uo.exitCodeFrom {
+			if uo.abortOnExit || (uo.abortOnFailure && c.State.ExitCode != 0) {
 				exitCode = c.State.ExitCode
-			}
-			if uo.abortOnExit {
+				capture(c)
 				fmt.Fprintln(cmd.ErrOrStderr(), "Aborting on container exit...")
 				stopAll(false)
 				cancel()
 				follow.Wait()
+				for drained := false; !drained; {
+					select {
+					case c := <-exits:
+						capture(c)
+					default:
+						drained = true
+					}
+				}
+				if !captured && uo.exitCodeFrom != "" {
+					// Its exit may have come as the following ended.
+					if cs, err := s.containers(context.WithoutCancel(ctx), true, []string{uo.exitCodeFrom}); err == nil {
+						for _, c := range cs {
+							if c.State.Status == container.Exited {
+								capture(c)
+							}
+						}
+					}
+				}
 				if exitCode != 0 {
 					return &exitError{code: exitCode}
 				}
 				return nil
 			}
+			capture(c)
 		case <-follow.allDone():
 			if exitCode != 0 {
 				return &exitError{code: exitCode}
