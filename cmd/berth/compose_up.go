@@ -143,7 +143,8 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 	if err != nil {
 		return err
 	}
-	// A second early: the daemon's clock and this one's may differ a little.
+	// With a second's margin: StartedAt is the daemon's stamp, and a
+	// container started as up began must count as started by it.
 	began := time.Now().Add(-time.Second)
 	res, err := s.projects.Up(ctx, req, r)
 	r.Close()
