@@ -30,6 +30,25 @@ func (p *project) start(args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	return cmd, &stdout, &stderr
 }
 
+// signalAndWait sends sig to cmd, which must then end with 0 within 20 s.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, sig os.Signal, stderr *syncBuffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s ended with %v after %v\n%s", strings.Join(cmd.Args, " "), err, sig, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("%s did not end after %v\n%s", strings.Join(cmd.Args, " "), sig, stderr.String())
+	}
+}
+
 func TestAttachedUpPrintsLogsAndStopsOnCtrlC(t *testing.T) {
 	p := newProject(t, "attach", "attach")
 	p.importBusybox()
@@ -40,20 +59,7 @@ func TestAttachedUpPrintsLogsAndStopsOnCtrlC(t *testing.T) {
 		}
 		return nil
 	})
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("up ended with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("up did not end after Ctrl-C\n%s", stderr.String())
-	}
+	signalAndWait(t, cmd, syscall.SIGINT, stderr)
 	if !strings.Contains(stderr.String(), "Gracefully stopping...") {
 		t.Errorf("no graceful-stop notice:\n%s", stderr.String())
 	}
@@ -142,20 +148,7 @@ func TestComposeAttachFollowsOneReplica(t *testing.T) {
 		}
 		return nil
 	})
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("attach ended with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatalf("attach did not end after SIGTERM\n%s", stderr.String())
-	}
+	signalAndWait(t, cmd, syscall.SIGTERM, stderr)
 	if !strings.Contains(stdout.String(), "bye") {
 		t.Errorf("the container's answer to the signal was not shown:\n%s", stdout.String())
 	}

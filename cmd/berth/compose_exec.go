@@ -18,6 +18,21 @@ import (
 	"github.com/berth-dev/berth/reconcile"
 )
 
+// withReplica runs fn on replica index of service, in a session of the
+// project: a running one, or any with all.
+func withReplica(cmd *cobra.Command, opts *globalOptions, service string, index int, all bool, fn func(*session, container.Container) error) error {
+	s, err := openSession(cmd.Context(), opts, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ctr, err := serviceReplica(cmd, s, service, index, all)
+	if err != nil {
+		return err
+	}
+	return fn(s, ctr)
+}
+
 // serviceContainer is replica index of service, running.
 func serviceContainer(cmd *cobra.Command, s *session, service string, index int) (container.Container, error) {
 	return serviceReplica(cmd, s, service, index, false)
@@ -59,20 +74,13 @@ func newExecCommand(opts *globalOptions) *cobra.Command {
 		Short: "Execute a command in a running container",
 		Args:  cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd.Context(), opts, true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctr, err := serviceContainer(cmd, s, args[0], index)
-			if err != nil {
-				return err
-			}
-			// As docker compose: stdin is attached and a terminal given
-			// unless -T, or when there is no terminal to give.
-			o.interactive = true
-			o.tty = !noTTY && stdinIsTerminal()
-			return execInContainer(cmd, opts, o, ctr.ID, args[1:])
+			return withReplica(cmd, opts, args[0], index, false, func(_ *session, ctr container.Container) error {
+				// As docker compose: stdin is attached and a terminal given
+				// unless -T, or when there is no terminal to give.
+				o.interactive = true
+				o.tty = !noTTY && stdinIsTerminal()
+				return execInContainer(cmd, opts, o, ctr.ID, args[1:])
+			})
 		},
 	}
 	f := c.Flags()
@@ -96,16 +104,9 @@ func newAttachCommand(opts *globalOptions) *cobra.Command {
 		Example: "  berth attach web             # its output, until ctrl-c or the container ends\n  berth attach --index 2 web   # the second replica",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd.Context(), opts, true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctr, err := serviceContainer(cmd, s, args[0], index)
-			if err != nil {
-				return err
-			}
-			return attachRunning(cmd, opts, o, ctr.ID)
+			return withReplica(cmd, opts, args[0], index, false, func(_ *session, ctr container.Container) error {
+				return attachRunning(cmd, opts, o, ctr.ID)
+			})
 		},
 	}
 	o.register(c.Flags())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/engine/api"
 	"github.com/berth-dev/berth/engine/build"
+	"github.com/berth-dev/berth/engine/container"
 )
 
 // newContainerDiffCommand is `berth container diff`: what a container
@@ -92,25 +93,17 @@ func newCommitCommand(opts *globalOptions) *cobra.Command {
 		Example: "  berth commit -m 'with tools' web myapp:debug",
 		Args:    cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
 			if len(args) == 2 {
 				o.Reference = args[1]
 			}
-			s, err := openSession(ctx, opts, true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctr, err := serviceReplica(cmd, s, args[0], index, true)
-			if err != nil {
-				return err
-			}
-			img, err := s.client.Builds().Commit(ctx, ctr.ID, o)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), img.ID)
-			return nil
+			return withReplica(cmd, opts, args[0], index, true, func(s *session, ctr container.Container) error {
+				img, err := s.client.Builds().Commit(cmd.Context(), ctr.ID, o)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+				return nil
+			})
 		},
 	}
 	commitFlags(c.Flags(), &o)
@@ -149,16 +142,9 @@ func newExportCommand(opts *globalOptions) *cobra.Command {
 		Example: "  berth export -o web.tar web",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := openSession(cmd.Context(), opts, true)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			ctr, err := serviceReplica(cmd, s, args[0], index, true)
-			if err != nil {
-				return err
-			}
-			return exportContainer(cmd, s.client.Containers(), ctr.ID, output)
+			return withReplica(cmd, opts, args[0], index, true, func(s *session, ctr container.Container) error {
+				return exportContainer(cmd, s.client.Containers(), ctr.ID, output)
+			})
 		},
 	}
 	c.Flags().StringVarP(&output, "output", "o", "", "Write to a file, instead of STDOUT")
