@@ -3,7 +3,6 @@ package container
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,24 +74,9 @@ func (m *Manager) Export(ctx context.Context, ref string, w io.Writer) error {
 	defer root.Close()
 	// Through the open directory: the mount may be detached meanwhile (the
 	// container ended, or see openRootfs), and stays while it is open.
-	dir := fmt.Sprintf("/proc/self/fd/%d", root.Fd())
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
 	tw := tar.NewWriter(w)
-	for _, e := range entries {
-		p := path.Join(dir, e.Name())
-		info, err := os.Lstat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // removed since the listing, by a running container
-		}
-		if err != nil {
-			return err
-		}
-		if err := tarcopy.Add(tw, p, e.Name(), info); err != nil {
-			return err
-		}
+	if err := tarcopy.AddChildren(tw, fmt.Sprintf("/proc/self/fd/%d", root.Fd()), ""); err != nil {
+		return err
 	}
 	return tw.Close()
 }

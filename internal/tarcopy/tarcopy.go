@@ -47,22 +47,29 @@ func Add(tw *tar.Writer, p, name string, info os.FileInfo) error {
 		f.Close()
 		return err
 	case info.IsDir():
-		entries, err := os.ReadDir(p)
+		return AddChildren(tw, p, name)
+	}
+	return nil
+}
+
+// AddChildren writes what directory p holds, and below, named under name
+// (at the top of the tar when name is empty).
+func AddChildren(tw *tar.Writer, p, name string) error {
+	entries, err := os.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		child := path.Join(p, e.Name())
+		ci, err := os.Lstat(child)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing, by a running container
+		}
 		if err != nil {
 			return err
 		}
-		for _, e := range entries {
-			child := path.Join(p, e.Name())
-			ci, err := os.Lstat(child)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // removed since the listing, by a running container
-			}
-			if err != nil {
-				return err
-			}
-			if err := Add(tw, child, path.Join(name, e.Name()), ci); err != nil {
-				return err
-			}
+		if err := Add(tw, child, path.Join(name, e.Name()), ci); err != nil {
+			return err
 		}
 	}
 	return nil
