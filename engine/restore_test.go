@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/engine/container/monitor"
 	"github.com/berth-dev/berth/engine/enginetest"
 	"github.com/berth-dev/berth/engine/image"
+	"github.com/berth-dev/berth/internal/failpoint"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -296,4 +297,18 @@ func TestUpgradeTakesOverWithoutRestartingContainers(t *testing.T) {
 		t.Fatalf("shell's exit %d after the upgrade, want 4", code)
 	}
 	out.WaitFor(t, "still here\r\n")
+}
+
+// TestKilledMonitorLosesNoLineItHadRead kills the monitor between its read
+// of a container's output and the log's write (the failpoint, armed for
+// the first monitor only): the next monitor writes what was read, from the
+// staging file, when it adopts the container, and the log has every line.
+func TestKilledMonitorLosesNoLineItHadRead(t *testing.T) {
+	t.Setenv(failpoint.Env, "monitor/after-read=kill")
+	e := busyboxEngine(t)
+	old := monitorPidOf(t, e.Root)
+	os.Unsetenv(failpoint.Env) // the monitors started from now on run as usual
+	c := start(t, e, container.Config{Name: "first-read", Cmd: counterScript(1000)})
+	testutil.Eventually(t, 20*time.Second, func() error { return gone(old) })
+	counterUpTo(t, e.Containers, c, 100)
 }

@@ -191,6 +191,18 @@ func (s *Server) adopt(req Request, fds []int) error {
 		return fmt.Errorf("adopt %s: %w", req.ID, err)
 	}
 	c := &container{id: req.ID, pid: req.Pid, pidfd: -1, exitFile: req.ExitFile, logOpts: req.Log, log: lw, stdin: -1}
+	// First what the killed monitor had read from its pipes and not logged.
+	s.mu.Lock()
+	left := s.left
+	if left != nil && left.id == req.ID {
+		s.left = nil
+	}
+	s.mu.Unlock()
+	if left != nil && left.id == req.ID {
+		if err := lw.Write(left.stream, time.Now(), left.data); err != nil {
+			s.log.Error("monitor: write what the last monitor had read", "container", req.ID, "err", err)
+		}
+	}
 	for i, name := range req.Streams {
 		fd := fds[i]
 		switch name {

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/container/logs"
+	"github.com/berth-dev/berth/internal/failpoint"
 )
 
 // readsPerWakeup bounds the reads of one pipe per epoll wakeup, so one
@@ -37,7 +38,7 @@ func (s *Server) park() (resume func()) {
 // loop is the monitor's one event loop: output to logs and attachers,
 // pidfds to exits.
 func (s *Server) loop() {
-	buf := make([]byte, 64<<10)
+	buf := s.staging.buf
 	events := make([]unix.EpollEvent, 128)
 	for {
 		n, err := unix.EpollWait(s.epfd, events, -1)
@@ -83,7 +84,10 @@ func (s *Server) drain(w *watch, buf []byte) {
 	for range readsPerWakeup {
 		n, err := unix.Read(w.fd, buf)
 		if n > 0 {
+			s.staging.hold(w.c.id, w.logStream(), n)
+			_ = failpoint.Inject("monitor/after-read")
 			s.logOutput(w, buf[:n])
+			s.staging.release()
 			if !s.fanout(w, buf[:n]) {
 				return // paused: an attacher lags
 			}

@@ -105,6 +105,12 @@ type Server struct {
 	ending      atomic.Bool
 	refills     sync.WaitGroup
 	lastPrepare time.Time // when the last prepare came (see spareBurst)
+
+	// staging is the loop's read buffer (see staging_linux.go); left is
+	// what a killed monitor had read and not logged, written to its
+	// container's log at the adopt.
+	staging *staging
+	left    *staged
 }
 
 type container struct {
@@ -194,6 +200,11 @@ func ServeTrimmed(root string, rt Runtime, version string, log *slog.Logger, tri
 		return err
 	}
 	defer s.lock.Close()
+	if s.staging, s.left, err = openStaging(s.root); err != nil {
+		s.log.Warn("monitor: staging buffer", "err", err)
+		s.staging = plainStaging()
+	}
+	defer s.staging.close()
 	go s.loop()
 	if s.trim != nil {
 		s.trim()
