@@ -33,11 +33,6 @@ func withReplica(cmd *cobra.Command, opts *globalOptions, service string, index 
 	return fn(s, ctr)
 }
 
-// serviceContainer is replica index of service, running.
-func serviceContainer(cmd *cobra.Command, s *session, service string, index int) (container.Container, error) {
-	return serviceReplica(cmd, s, service, index, false)
-}
-
 // serviceReplica is replica index of service; a stopped one too with all.
 func serviceReplica(cmd *cobra.Command, s *session, service string, index int, all bool) (container.Container, error) {
 	cs, err := s.containers(cmd.Context(), all, []string{service})

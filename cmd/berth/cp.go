@@ -92,7 +92,7 @@ func newCpCommand(opts *globalOptions) *cobra.Command {
 				return err
 			}
 			defer s.close()
-			ctr, err := serviceContainer(cmd, s, service, index)
+			ctr, err := serviceReplica(cmd, s, service, index, false)
 			if err != nil {
 				return err
 			}

@@ -204,7 +204,6 @@ func ServeTrimmed(root string, rt Runtime, version string, log *slog.Logger, tri
 		s.log.Warn("monitor: staging buffer", "err", err)
 		s.staging = plainStaging()
 	}
-	defer s.staging.close()
 	go s.loop()
 	if s.trim != nil {
 		s.trim()

@@ -29,7 +29,8 @@ const (
 )
 
 // staging is the mapped file; nil mem means a plain buffer (the file could
-// not be mapped: output is then only as safe as before).
+// not be mapped: output is then only as safe as before). It is never
+// unmapped: the loop may read into it until the process ends or execs.
 type staging struct {
 	mem []byte
 	buf []byte
@@ -91,13 +92,6 @@ func (st *staging) hold(id, stream string, n int) {
 func (st *staging) release() {
 	if st.mem != nil {
 		st.length().Store(0)
-	}
-}
-
-func (st *staging) close() {
-	if st.mem != nil {
-		_ = unix.Munmap(st.mem)
-		st.mem = nil
 	}
 }
 
