@@ -366,7 +366,7 @@ func (m *Manager) start(ctx context.Context, e *entry) (err error) {
 	if err == nil {
 		// In place, not synced: the bundle is made again at every start,
 		// and the file exists in a directory made ahead.
-		err = os.WriteFile(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
+		err = writeInPlace(filepath.Join(m.bundleDir(c.ID), "config.json"), b, 0o600)
 	}
 	if err := errors.Join(err, <-etcDone); err != nil {
 		return err

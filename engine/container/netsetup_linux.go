@@ -195,7 +195,7 @@ func (c *Container) firstEndpoint() (Endpoint, bool) {
 func (m *Manager) writeEtcFiles(c *Container) error {
 	dir := m.dir(c.ID)
 	hostname := hostnameOf(c)
-	if err := os.WriteFile(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+	if err := writeInPlace(filepath.Join(dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	hosts := dnsresolver.HostsSpec{Hostname: hostname, Domainname: c.Config.Domainname}
@@ -227,7 +227,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 			hosts.Links = append(hosts.Links, dnsresolver.HostEntry{IP: t.ip, Names: []string{l.Alias, t.name, t.id[:12]}})
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
+	if err := writeInPlace(filepath.Join(dir, "hosts"), dnsresolver.HostsFile(hosts), 0o644); err != nil {
 		return err
 	}
 	hostConf, _ := os.ReadFile("/etc/resolv.conf")
@@ -244,7 +244,7 @@ func (m *Manager) writeEtcFiles(c *Container) error {
 	} else {
 		resolv = hostConf // host and none networking: the host's resolvers
 	}
-	return os.WriteFile(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
+	return writeInPlace(filepath.Join(dir, "resolv.conf"), resolv, 0o644)
 }
 
 // linked is what a link needs of its target container.
