@@ -303,12 +303,20 @@ func TestUpgradeTakesOverWithoutRestartingContainers(t *testing.T) {
 // of a container's output and the log's write (the failpoint, armed for
 // the first monitor only): the next monitor writes what was read, from the
 // staging file, when it adopts the container, and the log has every line.
+// The container prints nothing until its start has answered: a monitor
+// killed before its answer fails the start instead.
 func TestKilledMonitorLosesNoLineItHadRead(t *testing.T) {
 	t.Setenv(failpoint.Env, "monitor/after-read=kill")
 	e := busyboxEngine(t)
 	old := monitorPidOf(t, e.Root)
 	os.Unsetenv(failpoint.Env) // the monitors started from now on run as usual
-	c := start(t, e, container.Config{Name: "first-read", Cmd: counterScript(1000)})
+	ctl := t.TempDir()
+	counter := counterScript(1000)
+	counter[2] = "while [ ! -e /ctl/go ]; do usleep 1000; done; " + counter[2]
+	c := start(t, e, container.Config{Name: "first-read", Cmd: counter, Mounts: []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}}})
+	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	testutil.Eventually(t, 20*time.Second, func() error { return gone(old) })
 	counterUpTo(t, e.Containers, c, 100)
 }
