@@ -308,7 +308,7 @@ func (a *applier) run(ctx context.Context, act Action) error {
 			a.emit(progress.DoneEvent(id, "Stopped"))
 		}
 		a.emit(progress.WorkingEvent(id, "Removing"))
-		if err := a.eng.RemoveContainer(ctx, act.Container.ID, container.RemoveOptions{Force: true, Volumes: a.opts.RemoveVolumes}); err != nil && !errdefs.IsNotFound(err) {
+		if err := a.eng.RemoveContainer(ctx, act.Container.ID, container.RemoveOptions{Force: true, Volumes: a.opts.RemoveVolumes || act.DropAnonVolumes}); err != nil && !errdefs.IsNotFound(err) {
 			return err
 		}
 		a.emit(progress.DoneEvent(id, "Removed"))
@@ -405,7 +405,7 @@ func (a *applier) recreate(ctx context.Context, id string, act Action) error {
 		return err
 	}
 	var inherit map[string]string
-	if cs, err := a.eng.ListContainers(ctx, map[string]string{LabelProject: a.p.Name, LabelService: act.Service}); err == nil {
+	if cs, err := a.eng.ListContainers(ctx, map[string]string{LabelProject: a.p.Name, LabelService: act.Service}); err == nil && !act.DropAnonVolumes {
 		for _, c := range cs {
 			if c.ID == old.ID {
 				inherit = c.AnonymousVolumes
@@ -417,7 +417,7 @@ func (a *applier) recreate(ctx context.Context, id string, act Action) error {
 		_ = a.eng.RenameContainer(ctx, old.ID, old.Name) // put it back as it was
 		return err
 	}
-	if err := a.eng.RemoveContainer(ctx, old.ID, container.RemoveOptions{Force: true}); err != nil {
+	if err := a.eng.RemoveContainer(ctx, old.ID, container.RemoveOptions{Force: true, Volumes: act.DropAnonVolumes}); err != nil {
 		return err
 	}
 	a.emit(progress.DoneEvent(id, "Recreated"))

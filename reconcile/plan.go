@@ -43,7 +43,12 @@ type Action struct {
 	Container *Container
 	// Start: a created or recreated container is started too.
 	Start bool
-	Cause string
+	// DropAnonVolumes: the anonymous volumes of the container removed or
+	// replaced go with it, as nothing could mount them again: a scaled
+	// down replica's, an orphan's, those -V renews (docker compose leaves
+	// them behind). Otherwise a recreated container inherits them.
+	DropAnonVolumes bool
+	Cause           string
 	// After are resources whose actions must finish first; "service:NAME"
 	// stands for all of that service's actions and its depends_on condition.
 	After []string
@@ -105,13 +110,20 @@ const (
 type Options struct {
 	// Services limits the plan to these services (and, unless NoDeps,
 	// what they depend on); empty means all.
-	Services      []string
-	NoDeps        bool
-	ForceRecreate bool
-	NoRecreate    bool
-	RemoveOrphans bool
-	NoStart       bool
-	Build         BuildPolicy
+	Services []string
+	NoDeps   bool
+	// ForceRecreate and RenewAnonVolumes recreate the services named (all
+	// when none is), AlwaysRecreateDeps what they depend on, as docker
+	// compose's --force-recreate, -V and --always-recreate-deps do.
+	ForceRecreate      bool
+	AlwaysRecreateDeps bool `json:"always_recreate_deps,omitempty"`
+	// RenewAnonVolumes gives recreated containers new anonymous volumes
+	// instead of their predecessors'.
+	RenewAnonVolumes bool `json:"renew_anon_volumes,omitempty"`
+	NoRecreate       bool
+	RemoveOrphans    bool
+	NoStart          bool
+	Build            BuildPolicy
 	// Pull overrides every service's pull_policy: always, missing, never.
 	Pull string
 	// KeepCompleted leaves alone a container that ended on its own with
@@ -266,9 +278,10 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 			have[c.Number] = true
 			res := fmt.Sprintf("service:%s:%d", name, c.Number)
 			a := Action{Resource: res, Service: name, Replica: c.Number, Name: c.Name, Container: &existing[i], After: after}
-			switch cause := recreateCause(s, c, obs, opts); {
+			switch cause := recreateCause(s, c, obs, opts, named(opts, name)); {
 			case cause != "":
 				a.Kind, a.Cause, a.Start = RecreateContainer, cause, !opts.NoStart
+				a.DropAnonVolumes = opts.RenewAnonVolumes
 				recreated[name] = true
 			case restartCause(s, recreated) != "" && c.Running():
 				a.Kind, a.Cause = RestartContainer, restartCause(s, recreated)
@@ -298,7 +311,7 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 			c := scaleDown[i]
 			plan.Actions = append(plan.Actions, Action{
 				Kind: RemoveContainer, Resource: fmt.Sprintf("service:%s:%d", name, c.Number), Service: name, Replica: c.Number,
-				Name: c.Name, Container: &scaleDown[i], Cause: fmt.Sprintf("scale down to %d", s.Replicas),
+				Name: c.Name, Container: &scaleDown[i], Cause: fmt.Sprintf("scale down to %d", s.Replicas), DropAnonVolumes: true,
 			})
 		}
 	}
@@ -315,7 +328,7 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 		if opts.RemoveOrphans {
 			for i := range orphans {
 				c := orphans[i]
-				plan.Actions = append(plan.Actions, Action{Kind: RemoveContainer, Resource: "container:" + c.Name, Service: c.Service, Replica: c.Number, Name: c.Name, Container: &orphans[i], Cause: "orphan: service " + c.Service + " is not in the project"})
+				plan.Actions = append(plan.Actions, Action{Kind: RemoveContainer, Resource: "container:" + c.Name, Service: c.Service, Replica: c.Number, Name: c.Name, Container: &orphans[i], Cause: "orphan: service " + c.Service + " is not in the project", DropAnonVolumes: true})
 			}
 		} else {
 			var names []string
@@ -419,13 +432,23 @@ func sortedDeps(s manifest.Service) []string {
 	return deps
 }
 
+// named says whether the user named service (or named none): the one
+// --force-recreate and -V apply to, rather than --always-recreate-deps.
+func named(opts Options, service string) bool {
+	return len(opts.Services) == 0 || slices.Contains(opts.Services, service)
+}
+
 // recreateCause says why an existing replica must be replaced, or "".
-func recreateCause(s manifest.Service, c Container, obs Observed, opts Options) string {
-	if opts.NoRecreate {
+func recreateCause(s manifest.Service, c Container, obs Observed, opts Options, named bool) string {
+	switch {
+	case opts.NoRecreate:
 		return ""
-	}
-	if opts.ForceRecreate {
+	case named && opts.ForceRecreate:
 		return "--force-recreate"
+	case named && opts.RenewAnonVolumes:
+		return "--renew-anon-volumes"
+	case !named && opts.AlwaysRecreateDeps:
+		return "--always-recreate-deps"
 	}
 	if c.ConfigHash != s.ConfigHash {
 		if fields := changedFields(FieldHashes(s), c.Fields); len(fields) > 0 {

@@ -137,6 +137,11 @@ func TestPlanUp(t *testing.T) {
 			opts: Options{RemoveOrphans: true},
 		},
 		{name: "force-recreate-one-service-no-deps", obs: converged, opts: Options{Services: []string{"web"}, NoDeps: true, ForceRecreate: true}},
+		// As docker compose's: --force-recreate and -V recreate the services
+		// named (all when none is), --always-recreate-deps what they need.
+		{name: "force-recreate-one-service", obs: converged, opts: Options{Services: []string{"web"}, ForceRecreate: true}},
+		{name: "always-recreate-deps", obs: converged, opts: Options{Services: []string{"web"}, AlwaysRecreateDeps: true}},
+		{name: "renew-anon-volumes", obs: converged, opts: Options{RenewAnonVolumes: true}},
 		{name: "build-always", obs: converged, opts: Options{Build: BuildAlways, Services: []string{"web"}}},
 		{name: "no-start", obs: func(*manifest.Project) Observed { return Observed{} }, opts: Options{NoStart: true}},
 	} {

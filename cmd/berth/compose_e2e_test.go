@@ -220,6 +220,49 @@ func TestComposeLifecycle(t *testing.T) {
 		t.Fatalf("after restart, worker is %s", st)
 	}
 
+	// A recreated container keeps its predecessor's anonymous volumes; -V
+	// recreates it with new ones, and the old ones go.
+	p.berth("exec", "-T", "worker", "sh", "-c", "echo kept > /scratch/mark")
+	volumes := func() int {
+		entries, err := os.ReadDir(filepath.Join(p.root, "volumes"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	nvol := volumes()
+	worker := p.idsByService()["worker"][0]
+	p.berth("up", "-d", "-t", "1", "--force-recreate", "worker")
+	if id := p.idsByService()["worker"][0]; id == worker {
+		t.Fatalf("up --force-recreate worker kept container %s", id)
+	}
+	if out := strings.TrimSpace(p.berth("exec", "-T", "worker", "cat", "/scratch/mark")); out != "kept" {
+		t.Fatalf("after --force-recreate, /scratch/mark = %q, want kept", out)
+	}
+	p.berth("up", "-d", "-t", "1", "-V", "worker")
+	if out, _, err := p.berthErr("exec", "-T", "worker", "cat", "/scratch/mark"); err == nil {
+		t.Fatalf("after -V, the new anonymous volume has /scratch/mark: %q", out)
+	}
+	if n := volumes(); n != nvol {
+		t.Fatalf("%d volumes after -V, want %d: the old anonymous one goes", n, nvol)
+	}
+
+	// --force-recreate recreates the services named, not what they need
+	// (web links kv); --always-recreate-deps recreates that too.
+	ids := p.idsByService()
+	p.berth("up", "-d", "-t", "1", "--force-recreate", "web")
+	after := p.idsByService()
+	if after["web"][0] == ids["web"][0] || after["kv"][0] != ids["kv"][0] {
+		t.Fatalf("up --force-recreate web: web %s -> %s, kv %s -> %s; want web only recreated", ids["web"][0], after["web"][0], ids["kv"][0], after["kv"][0])
+	}
+	p.berth("up", "-d", "-t", "1", "--always-recreate-deps", "web")
+	if again := p.idsByService(); again["kv"][0] == after["kv"][0] {
+		t.Fatalf("up --always-recreate-deps web kept kv's container %s", again["kv"][0])
+	}
+	if _, stderr, err := p.berthErr("up", "-d", "-V", "--no-recreate"); err == nil || !strings.Contains(stderr, "incompatible") {
+		t.Fatalf("up -V --no-recreate: %v\n%s", err, stderr)
+	}
+
 	// down -v takes the named volume too (the leak check covers the rest).
 	p.berth("down", "-v", "-t", "1")
 	if vols, err := os.ReadDir(filepath.Join(p.root, "volumes")); err != nil || len(vols) != 0 {

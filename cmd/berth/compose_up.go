@@ -23,7 +23,7 @@ import (
 type upOptions struct {
 	detach, forceRecreate, noRecreate, noDeps, removeOrphans, noStart  bool
 	build, noBuild, wait, dryRun, abortOnExit, noLogPrefix, timestamps bool
-	abortOnFailure, noColor                                            bool
+	abortOnFailure, noColor, renewAnonVolumes, alwaysRecreateDeps      bool
 	pull, exitCodeFrom                                                 string
 	scale, attach, noAttach                                            []string
 	timeout, waitTimeout                                               int
@@ -45,6 +45,8 @@ func newUpCommand(opts *globalOptions) *cobra.Command {
 	f.BoolVarP(&uo.detach, "detach", "d", false, "Detached mode: run containers in the background")
 	f.BoolVar(&uo.forceRecreate, "force-recreate", false, "Recreate containers even if their configuration and image haven't changed")
 	f.BoolVar(&uo.noRecreate, "no-recreate", false, "If containers already exist, don't recreate them")
+	f.BoolVar(&uo.alwaysRecreateDeps, "always-recreate-deps", false, "Recreate dependent containers. Incompatible with --no-recreate")
+	f.BoolVarP(&uo.renewAnonVolumes, "renew-anon-volumes", "V", false, "Recreate anonymous volumes instead of retrieving data from the previous containers")
 	f.BoolVar(&uo.noDeps, "no-deps", false, "Don't start linked services")
 	f.BoolVar(&uo.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	f.BoolVar(&uo.noStart, "no-start", false, "Don't start the services after creating them")
@@ -102,6 +104,12 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 	if uo.forceRecreate && uo.noRecreate {
 		return errors.New("--force-recreate and --no-recreate are incompatible")
 	}
+	if uo.alwaysRecreateDeps && uo.noRecreate {
+		return errors.New("--always-recreate-deps and --no-recreate are incompatible")
+	}
+	if uo.renewAnonVolumes && uo.noRecreate {
+		return errors.New("--renew-anon-volumes and --no-recreate are incompatible")
+	}
 	if uo.build && uo.noBuild {
 		return errors.New("--build and --no-build are incompatible")
 	}
@@ -130,6 +138,7 @@ func runUp(cmd *cobra.Command, opts *globalOptions, uo *upOptions, services []st
 		Timeout: durationFlag(cmd.Flags().Changed("timeout"), uo.timeout),
 		Options: reconcile.Options{
 			Services: services, NoDeps: uo.noDeps, ForceRecreate: uo.forceRecreate, NoRecreate: uo.noRecreate,
+			AlwaysRecreateDeps: uo.alwaysRecreateDeps, RenewAnonVolumes: uo.renewAnonVolumes,
 			RemoveOrphans: uo.removeOrphans, NoStart: uo.noStart, Pull: uo.pull,
 		},
 	}
