@@ -300,23 +300,31 @@ func TestUpgradeTakesOverWithoutRestartingContainers(t *testing.T) {
 }
 
 // TestKilledMonitorLosesNoLineItHadRead kills the monitor between its read
-// of a container's output and the log's write (the failpoint, armed for
-// the first monitor only): the next monitor writes what was read, from the
-// staging file, when it adopts the container, and the log has every line.
-// The container prints nothing until its start has answered: a monitor
-// killed before its answer fails the start instead.
+// of a container's output and the log's write (a failpoint, armed for the
+// first monitor only): as the read returns, before its length is stored
+// (where a SIGKILL that comes during read(2) takes effect), and once it
+// is. The next monitor writes what was read, from the staging file, when
+// it adopts the container, and the log has every line. Killed after the
+// write (where a SIGKILL during write(2) takes effect), the next monitor
+// sees the log grew and does not write it twice. The container
+// prints nothing until its start has answered: a monitor killed before its
+// answer fails the start instead.
 func TestKilledMonitorLosesNoLineItHadRead(t *testing.T) {
-	t.Setenv(failpoint.Env, "monitor/after-read=kill")
-	e := busyboxEngine(t)
-	old := monitorPidOf(t, e.Root)
-	os.Unsetenv(failpoint.Env) // the monitors started from now on run as usual
-	ctl := t.TempDir()
-	counter := counterScript(1000)
-	counter[2] = "while [ ! -e /ctl/go ]; do usleep 1000; done; " + counter[2]
-	c := start(t, e, container.Config{Name: "first-read", Cmd: counter, Mounts: []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}}})
-	if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	for _, point := range []string{"monitor/after-read", "monitor/after-hold", "monitor/after-log"} {
+		t.Run(strings.TrimPrefix(point, "monitor/"), func(t *testing.T) {
+			t.Setenv(failpoint.Env, point+"=kill")
+			e := busyboxEngine(t)
+			old := monitorPidOf(t, e.Root)
+			os.Unsetenv(failpoint.Env) // the monitors started from now on run as usual
+			ctl := t.TempDir()
+			counter := counterScript(1000)
+			counter[2] = "while [ ! -e /ctl/go ]; do usleep 1000; done; " + counter[2]
+			c := start(t, e, container.Config{Name: "first-read", Cmd: counter, Mounts: []container.Mount{{Type: container.MountBind, Source: ctl, Target: "/ctl"}}})
+			if err := os.WriteFile(filepath.Join(ctl, "go"), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			testutil.Eventually(t, 20*time.Second, func() error { return gone(old) })
+			counterUpTo(t, e.Containers, c, 100)
+		})
 	}
-	testutil.Eventually(t, 20*time.Second, func() error { return gone(old) })
-	counterUpTo(t, e.Containers, c, 100)
 }

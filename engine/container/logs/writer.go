@@ -79,6 +79,14 @@ func (w *Writer) Write(stream string, t time.Time, data []byte) error {
 	return w.flush(w.buf)
 }
 
+// Size is the size of the log file written to now (the newest, after a
+// rotation).
+func (w *Writer) Size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.size
+}
+
 func (w *Writer) flush(b []byte) error {
 	if len(b) == 0 {
 		return nil

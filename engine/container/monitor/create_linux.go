@@ -198,7 +198,7 @@ func (s *Server) adopt(req Request, fds []int) error {
 		s.left = nil
 	}
 	s.mu.Unlock()
-	if left != nil && left.id == req.ID {
+	if left != nil && left.id == req.ID && !left.logged(req.Log.Path) {
 		if err := lw.Write(left.stream, time.Now(), left.data); err != nil {
 			s.log.Error("monitor: write what the last monitor had read", "container", req.ID, "err", err)
 		}

@@ -82,11 +82,14 @@ func (s *Server) loop() {
 // lines at a time to the log.
 func (s *Server) drain(w *watch, buf []byte) {
 	for range readsPerWakeup {
+		s.staging.reading(w.c.id, w.logStream())
 		n, err := unix.Read(w.fd, buf)
 		if n > 0 {
-			s.staging.hold(w.c.id, w.logStream(), n)
 			_ = failpoint.Inject("monitor/after-read")
+			s.staging.hold(n, w.c.log.Size())
+			_ = failpoint.Inject("monitor/after-hold")
 			s.logOutput(w, buf[:n])
+			_ = failpoint.Inject("monitor/after-log")
 			s.staging.release()
 			if !s.fanout(w, buf[:n]) {
 				return // paused: an attacher lags

@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,14 +20,24 @@ import (
 // when it adopts the container: what was read is not lost. (A read empties
 // the pipe: without this, the lines of one read were lost.)
 //
-// The header: the length held (0: none), stored last and cleared once the
-// log has the data; the stream's name; the container's id.
+// The header: the length held (0: none; stagingReading: a read is under
+// way), stored last and cleared once the log has the data; the stream's
+// name; the container's id; the log file's size before the data's write,
+// plus one (0: not known). A monitor killed after the write and before the
+// clear (a SIGKILL during write(2) takes effect as it returns) left a log
+// that grew past that size: the next one does not write the data again. A SIGKILL that comes while the monitor is in
+// read(2) takes effect as the call returns, the data copied and its length
+// never stored: so the buffer is zeroed before each read, and the length
+// of what a read under way left is where the zeros begin. (Output that
+// ends in NUL bytes loses those bytes in that case.)
 const (
-	stagingLen      = 0  // uint32
-	stagingStream   = 4  // length byte, then up to 11 bytes
-	stagingID       = 16 // length byte, then up to 111 bytes
+	stagingLen      = 0   // uint32
+	stagingStream   = 4   // length byte, then up to 11 bytes
+	stagingID       = 16  // length byte, then up to 103 bytes
+	stagingLogSize  = 120 // uint64, little-endian
 	stagingHeader   = 128
 	stagingCapacity = 64 << 10
+	stagingReading  = ^uint32(0)
 )
 
 // staging is the mapped file; nil mem means a plain buffer (the file could
@@ -34,12 +46,26 @@ const (
 type staging struct {
 	mem []byte
 	buf []byte
+	// dirty is how much of buf the last read filled: zeroed before the
+	// next.
+	dirty int
 }
 
-// staged is output a killed monitor had read and not yet logged.
+// staged is output a killed monitor had read and not yet logged, unless
+// its log grew past logSize-1 (logSize 0: not known).
 type staged struct {
 	id, stream string
 	data       []byte
+	logSize    uint64
+}
+
+// logged says whether the log at path holds s's data already.
+func (s *staged) logged(path string) bool {
+	if s.logSize == 0 {
+		return false
+	}
+	st, err := os.Stat(path)
+	return err == nil && st.Size() > int64(s.logSize-1)
 }
 
 // openStaging maps ROOT/monitor.staging and returns what a previous monitor
@@ -60,14 +86,20 @@ func openStaging(root string) (*staging, *staged, error) {
 	}
 	st := &staging{mem: mem, buf: mem[stagingHeader:]}
 	var left *staged
-	if n := int(st.length().Load()); n > 0 && n <= stagingCapacity {
+	n := st.length().Load()
+	if n == stagingReading {
+		n = uint32(len(bytes.TrimRight(st.buf, "\x00")))
+	}
+	if n > 0 && n <= stagingCapacity {
 		left = &staged{
-			stream: string(field(mem[stagingStream:stagingID])),
-			id:     string(field(mem[stagingID:stagingHeader])),
-			data:   append([]byte(nil), st.buf[:n]...),
+			stream:  string(field(mem[stagingStream:stagingID])),
+			id:      string(field(mem[stagingID:stagingLogSize])),
+			data:    append([]byte(nil), st.buf[:n]...),
+			logSize: binary.LittleEndian.Uint64(mem[stagingLogSize:stagingHeader]),
 		}
 	}
 	st.length().Store(0)
+	clear(st.buf)
 	return st, left, nil
 }
 
@@ -78,13 +110,28 @@ func (st *staging) length() *atomic.Uint32 {
 	return (*atomic.Uint32)(unsafe.Pointer(&st.mem[stagingLen]))
 }
 
-// hold says that buf[:n] is id's output on stream, not yet logged.
-func (st *staging) hold(id, stream string, n int) {
+// reading says that a read of id's output on stream into buf is under
+// way, buf zeroed.
+func (st *staging) reading(id, stream string) {
 	if st.mem == nil {
 		return
 	}
+	clear(st.buf[:st.dirty])
+	st.dirty = 0
 	putField(st.mem[stagingStream:stagingID], stream)
-	putField(st.mem[stagingID:stagingHeader], id)
+	putField(st.mem[stagingID:stagingLogSize], id)
+	binary.LittleEndian.PutUint64(st.mem[stagingLogSize:stagingHeader], 0)
+	st.length().Store(stagingReading)
+}
+
+// hold says that buf[:n], which the read under way returned, is not yet
+// in the log, now logSize bytes long.
+func (st *staging) hold(n int, logSize int64) {
+	if st.mem == nil {
+		return
+	}
+	st.dirty = n
+	binary.LittleEndian.PutUint64(st.mem[stagingLogSize:stagingHeader], uint64(logSize)+1)
 	st.length().Store(uint32(n))
 }
 
