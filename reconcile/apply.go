@@ -405,10 +405,12 @@ func (a *applier) recreate(ctx context.Context, id string, act Action) error {
 		return err
 	}
 	var inherit map[string]string
-	if cs, err := a.eng.ListContainers(ctx, map[string]string{LabelProject: a.p.Name, LabelService: act.Service}); err == nil && !act.DropAnonVolumes {
-		for _, c := range cs {
-			if c.ID == old.ID {
-				inherit = c.AnonymousVolumes
+	if !act.DropAnonVolumes {
+		if cs, err := a.eng.ListContainers(ctx, map[string]string{LabelProject: a.p.Name, LabelService: act.Service}); err == nil {
+			for _, c := range cs {
+				if c.ID == old.ID {
+					inherit = c.AnonymousVolumes
+				}
 			}
 		}
 	}

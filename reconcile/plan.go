@@ -278,7 +278,7 @@ func PlanUp(p *manifest.Project, obs Observed, opts Options) (Plan, error) {
 			have[c.Number] = true
 			res := fmt.Sprintf("service:%s:%d", name, c.Number)
 			a := Action{Resource: res, Service: name, Replica: c.Number, Name: c.Name, Container: &existing[i], After: after}
-			switch cause := recreateCause(s, c, obs, opts, named(opts, name)); {
+			switch cause := recreateCause(s, c, obs, opts); {
 			case cause != "":
 				a.Kind, a.Cause, a.Start = RecreateContainer, cause, !opts.NoStart
 				a.DropAnonVolumes = opts.RenewAnonVolumes
@@ -439,15 +439,16 @@ func named(opts Options, service string) bool {
 }
 
 // recreateCause says why an existing replica must be replaced, or "".
-func recreateCause(s manifest.Service, c Container, obs Observed, opts Options, named bool) string {
+func recreateCause(s manifest.Service, c Container, obs Observed, opts Options) string {
+	chosen := named(opts, s.Name)
 	switch {
 	case opts.NoRecreate:
 		return ""
-	case named && opts.ForceRecreate:
+	case chosen && opts.ForceRecreate:
 		return "--force-recreate"
-	case named && opts.RenewAnonVolumes:
+	case chosen && opts.RenewAnonVolumes:
 		return "--renew-anon-volumes"
-	case !named && opts.AlwaysRecreateDeps:
+	case !chosen && opts.AlwaysRecreateDeps:
 		return "--always-recreate-deps"
 	}
 	if c.ConfigHash != s.ConfigHash {

@@ -23,13 +23,15 @@ import (
 // The header: the length held (0: none; stagingReading: a read is under
 // way), stored last and cleared once the log has the data; the stream's
 // name; the container's id; the log file's size before the data's write,
-// plus one (0: not known). A monitor killed after the write and before the
-// clear (a SIGKILL during write(2) takes effect as it returns) left a log
-// that grew past that size: the next one does not write the data again. A SIGKILL that comes while the monitor is in
-// read(2) takes effect as the call returns, the data copied and its length
-// never stored: so the buffer is zeroed before each read, and the length
-// of what a read under way left is where the zeros begin. (Output that
-// ends in NUL bytes loses those bytes in that case.)
+// plus one (0: not known).
+//
+// A SIGKILL that comes while the monitor is in a system call takes effect
+// as the call returns. In read(2): the data is copied and its length never
+// stored, so the buffer is zeroed before each read, and the length of what
+// a read under way left is where the zeros begin (output that ends in NUL
+// bytes loses those bytes in that case). In the log's write(2): the log
+// grew past the size held, and the next monitor does not write the data
+// again.
 const (
 	stagingLen      = 0   // uint32
 	stagingStream   = 4   // length byte, then up to 11 bytes
