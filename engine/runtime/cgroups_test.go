@@ -228,3 +228,77 @@ func TestSmallMemoryLimitStillStarts(t *testing.T) {
 		t.Fatalf("got %q (status %v, stderr %q)", res.stdout, res.status, res.stderr)
 	}
 }
+
+// TestProcessIsBornInItsCgroup: a container's process is in its cgroup on
+// every hierarchy whether it was created, prepared, or a claimed spare (on
+// v1 the thread that clones it joins the cgroup first), and no thread of
+// the runtime's process is left there.
+func TestProcessIsBornInItsCgroup(t *testing.T) {
+	t.Parallel()
+	rt, root := newRuntime(t)
+	check := func(what string, pid int, want string) {
+		t.Helper()
+		if err := inCgroup(rt.host, fmt.Sprintf("/proc/%d/cgroup", pid), want); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		tasks, _ := filepath.Glob("/proc/self/task/*/cgroup")
+		for _, task := range tasks {
+			if inCgroup(rt.host, task, want) == nil {
+				t.Errorf("%s: %s of the runtime's own process is in the container's cgroup %s", what, filepath.Dir(task), want)
+			}
+		}
+	}
+
+	s := start(t, rt, "created", bundle(t, root, []string{"sleep", "30"}, nil))
+	check("created", s.Pid, rt.defaultCgroup("created"))
+
+	spec, err := LoadSpec(bundle(t, root, []string{"true"}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := rt.Prepare("prepared", spec.Linux.Namespaces, IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	check("prepared", p.Pid(), rt.defaultCgroup("prepared"))
+
+	sp, err := rt.PrepareSpare(IO{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	check("spare", sp.Pid(), sp.cgroup)
+	if err := sp.Claim("claimed", spec.Linux.Namespaces); err != nil {
+		t.Fatal(err)
+	}
+	check("claimed spare", sp.Pid(), rt.defaultCgroup("claimed"))
+}
+
+// inCgroup says whether the task whose /proc cgroup file is at path is in
+// cgroup want on every hierarchy of host.
+func inCgroup(host *cgroups.Host, path, want string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	at := map[string]string{} // controllers (v1) or "" (v2) to cgroup
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 {
+			at[f[1]] = f[2]
+		}
+	}
+	hiers := []string{""}
+	if host.Version == cgroups.V1 {
+		hiers = hiers[:0]
+		for _, h := range host.Hierarchies {
+			hiers = append(hiers, strings.Join(h.Controllers, ","))
+		}
+	}
+	for _, h := range hiers {
+		if at[h] != want {
+			return fmt.Errorf("%s: in %q on hierarchy %q, want %s", path, at[h], h, want)
+		}
+	}
+	return nil
+}

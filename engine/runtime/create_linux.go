@@ -40,15 +40,6 @@ func (r *Runtime) createFrom(ctx context.Context, id, bundle string, stdio IO, p
 	if err := checkID(id); err != nil {
 		return Process{}, err
 	}
-	if prep == nil {
-		// See cgroups.Host.WarmMigration: the grace period the join would
-		// wait for passes while the spec is read and the cgroup made. A
-		// prepared stage is in its cgroup already: nothing to warm, and
-		// nothing to wait for.
-		warmed := make(chan struct{})
-		go func() { r.host.WarmMigration(); close(warmed) }()
-		defer func() { <-warmed }()
-	}
 	bundle, err := filepath.Abs(bundle)
 	if err != nil {
 		return Process{}, err
@@ -154,22 +145,23 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 		}
 		return r.setResources(rec.ID, cg, res)
 	}
-	// On v2 the child is cloned into its cgroup, which must exist first. On
-	// v1 it is moved there after the clone, and the cgroup is made after
-	// the clone too: the kernel holds cgroup_mutex while a migration waits
-	// for an RCU grace period (see WarmMigration, started by Create), so
-	// mkdir would wait for it; the clone and the child's start need not.
+	// The child is born in its cgroup, which must exist first: cloned
+	// into it on v2, cloned by a thread that joined it on v1 (a process
+	// moved there after the clone would wait for an RCU grace period; see
+	// cgroups.Cgroup.JoinThread).
 	cgfd := -1
-	if r.host.Version == cgroups.V2 && early == nil {
+	if early == nil {
 		if err := makeCgroup(); err != nil {
 			return Process{}, err
 		}
-		fd, _, err := cg.CloneFD()
-		if err != nil {
-			return Process{}, err
+		if r.host.Version == cgroups.V2 {
+			fd, _, err := cg.CloneFD()
+			if err != nil {
+				return Process{}, err
+			}
+			cgfd = fd
+			defer unix.Close(cgfd)
 		}
-		cgfd = fd
-		defer unix.Close(cgfd)
 	}
 	var prog seccomp.Program
 	if spec.Linux.Seccomp != nil {
@@ -205,10 +197,14 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 			handoff = append(handoff, int(nsf.Fd()))
 		}
 	} else {
-		c, err = r.spawn(spawnRequest{
+		req := spawnRequest{
 			ns: ns, pidfd: -1, uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 			cgroupFD: cgfd, io: stdio, fifo: fifo,
-		})
+		}
+		if cgfd < 0 {
+			req.cgroup = cg
+		}
+		c, err = r.spawn(req)
 		if err != nil {
 			return Process{}, err
 		}
@@ -219,20 +215,10 @@ func (r *Runtime) create(ctx context.Context, dir string, rec *record, spec *spe
 			c.abort()
 		}
 	}()
-	switch {
-	case early != nil:
+	if early != nil {
 		// Prepare made the cgroup and put the stage in it: only the
 		// spec's limits are left to set.
 		if err := makeCgroup(); err != nil {
-			return Process{}, err
-		}
-	case cgfd < 0:
-		// The child waits for its bootstrap before it does anything: it is
-		// in its cgroup before any work of its own.
-		if err := makeCgroup(); err != nil {
-			return Process{}, err
-		}
-		if err := cg.Join(c.pid); err != nil {
 			return Process{}, err
 		}
 	}

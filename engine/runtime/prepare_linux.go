@@ -89,33 +89,32 @@ func planPrepared(namespaces []specs.LinuxNamespace) (ns nsPlan, joinNet bool, e
 	return ns, joinNet, nil
 }
 
-// start clones the stage into clone's namespaces and puts it in p.cgroup,
-// made as Create makes a container's (see there), without resources. An
-// idle stage goes on with its start-up at SCHED_IDLE policy, on CPU time
-// nothing else wants, once exec'd.
+// start clones the stage into clone's namespaces, born in p.cgroup (made
+// as Create makes a container's, without resources). An idle stage goes
+// on with its start-up at SCHED_IDLE policy, on CPU time nothing else
+// wants, once exec'd.
 func (p *Prepared) start(clone nsPlan, idle bool) error {
 	r := p.r
-	warmed := make(chan struct{})
-	go func() { r.host.WarmMigration(); close(warmed) }()
-	defer func() { <-warmed }()
 	cg, err := r.host.Cgroup(p.cgroup)
 	if err != nil {
 		return err
 	}
-	cgfd := -1
+	if err := cg.Create(); err != nil {
+		return err
+	}
+	req := spawnRequest{ns: clone, pidfd: -1, cgroupFD: -1, io: p.io, prepared: true}
 	if r.host.Version == cgroups.V2 {
-		if err := cg.Create(); err != nil {
-			return err
-		}
 		fd, _, err := cg.CloneFD()
 		if err != nil {
 			p.removeCgroup()
 			return err
 		}
-		cgfd = fd
-		defer unix.Close(cgfd)
+		req.cgroupFD = fd
+		defer unix.Close(fd)
+	} else {
+		req.cgroup = cg
 	}
-	p.c, err = r.spawn(spawnRequest{ns: clone, pidfd: -1, cgroupFD: cgfd, io: p.io, prepared: true})
+	p.c, err = r.spawn(req)
 	if err != nil {
 		p.removeCgroup()
 		return err
@@ -126,16 +125,6 @@ func (p *Prepared) start(clone nsPlan, idle bool) error {
 		if err := unix.SchedSetAttr(p.c.pid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0); err != nil {
 			p.Close()
 			return fmt.Errorf("idle priority: %w", err)
-		}
-	}
-	if cgfd < 0 {
-		err := cg.Create()
-		if err == nil {
-			err = cg.Join(p.c.pid)
-		}
-		if err != nil {
-			p.Close()
-			return err
 		}
 	}
 	return nil

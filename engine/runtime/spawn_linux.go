@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/engine/runtime/cgroups"
 )
 
 // initEnv is the environment variable that tells the setup stage which of
@@ -27,10 +29,13 @@ type spawnRequest struct {
 	pidfdFlags uintptr
 	uidMaps    []specs.LinuxIDMapping
 	gidMaps    []specs.LinuxIDMapping
-	cgroupFD   int      // clone into this cgroup (v2); -1 for none
-	io         IO       // stdio and extra files
-	fifo       *os.File // exec fifo, container mode only
-	prepared   bool     // started by Prepare: its bootstrap is not waiting
+	cgroupFD   int // clone into this cgroup (v2); -1 for none
+	// cgroup (v1) is joined by the cloning thread first, so that the
+	// child is born in it (see cgroups.Cgroup.JoinThread); nil for none.
+	cgroup   cgroups.Cgroup
+	io       IO       // stdio and extra files
+	fifo     *os.File // exec fifo, container mode only
+	prepared bool     // started by Prepare: its bootstrap is not waiting
 }
 
 // child is a setup stage just started.
@@ -42,7 +47,8 @@ type child struct {
 
 // spawn starts the setup stage: berth's binary, from its read-only view,
 // as `berth __berth_runtime_init`, cloned into new namespaces and, when
-// the request joins some, from a thread that entered them first.
+// the request joins some or a v1 cgroup, from a thread that entered them
+// first.
 func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 	exe, err := r.binary()
 	if err != nil {
@@ -122,10 +128,10 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 	argv := []string{"berth", InitEntry}
 
 	var pid int
-	if len(req.ns.joins) == 0 && req.pidfd < 0 {
+	if len(req.ns.joins) == 0 && req.pidfd < 0 && req.cgroup == nil {
 		pid, err = syscall.ForkExec(path, argv, attr)
 	} else {
-		pid, err = forkFromNamespaces(req.ns.joins, req.pidfd, req.pidfdFlags, path, argv, attr)
+		pid, err = forkFromNamespaces(req.cgroup, req.ns.joins, req.pidfd, req.pidfdFlags, path, argv, attr)
 	}
 	goruntime.KeepAlive(stdio)
 	goruntime.KeepAlive(req.io.ExtraFiles)
@@ -145,17 +151,18 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 	return &child{pid: pid, ch: ch}, nil
 }
 
-// forkFromNamespaces enters the namespaces on a locked thread and clones
-// the child from it. The thread is never unlocked: its namespaces are no
-// longer the process's, so it dies with its goroutine.
-func forkFromNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+// forkFromNamespaces enters the cgroup (when not nil) and the namespaces
+// on a locked thread and clones the child from it. The thread is never
+// unlocked: its cgroup and namespaces are no longer the process's, so it
+// dies with its goroutine.
+func forkFromNamespaces(cg cgroups.Cgroup, joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	type result struct {
 		pid int
 		err error
 	}
 	work := func(out chan<- result) {
 		goruntime.LockOSThread() // never unlocked
-		pid, err := forkInNamespaces(joins, pidfd, pidfdFlags, path, argv, attr)
+		pid, err := forkInNamespaces(cg, joins, pidfd, pidfdFlags, path, argv, attr)
 		out <- result{pid, err}
 	}
 	done := make(chan result, 1)
@@ -178,7 +185,13 @@ func forkFromNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path stri
 }
 
 // forkInNamespaces runs on a locked thread that is thrown away afterwards.
-func forkInNamespaces(joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+func forkInNamespaces(cg cgroups.Cgroup, joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
+	// First, while the cgroup filesystem is the host's to see.
+	if cg != nil {
+		if err := cg.JoinThread(); err != nil {
+			return 0, err
+		}
+	}
 	// Open every namespace first: entering one changes what the next path means.
 	fds := make([]int, 0, len(joins))
 	defer func() {

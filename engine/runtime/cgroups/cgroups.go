@@ -87,6 +87,14 @@ type Cgroup interface {
 	Set(r *specs.LinuxResources) (warnings []string, err error)
 	// Join moves a process into the cgroup, on every hierarchy.
 	Join(pid int) error
+	// JoinThread moves the calling thread alone into the cgroup, on every
+	// hierarchy (v1, where threads have cgroups of their own), so that a
+	// child it clones is born there, as with CloneFD on v2. Unlike Join,
+	// it does not wait for the RCU grace period that the kernel's first
+	// process migration after a quiet spell waits for, holding
+	// cgroup_mutex: a thread moving itself takes no threadgroup lock. The
+	// thread must be locked, and thrown away after. On v2 it fails.
+	JoinThread() error
 	// CloneFD opens the cgroup for clone3(CLONE_INTO_CGROUP), so that a
 	// child is born inside it. ok is false on v1, where that is not possible.
 	CloneFD() (fd int, ok bool, err error)

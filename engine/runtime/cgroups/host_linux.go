@@ -207,9 +207,9 @@ func (h *Host) Move(from, to string, pid int) error {
 // waits for an RCU grace period (several milliseconds) before it takes
 // the kernel's cgroup_threadgroup_rwsem, and migrations that follow
 // within a grace period do not. Run concurrently with the work that
-// precedes a container's Join, it takes that wait off the critical path.
-// On v2, where a container is cloned straight into its cgroup, it does
-// nothing.
+// precedes a process's Join (an exec's), it takes that wait off the
+// critical path. (A container's first process needs no Join: it is born
+// in its cgroup, see Cgroup.JoinThread.) On v2 it does nothing.
 func (h *Host) WarmMigration() {
 	if h.Version != V1 || len(h.Hierarchies) == 0 {
 		return

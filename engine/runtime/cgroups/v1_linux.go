@@ -98,6 +98,16 @@ func (c *v1) Join(pid int) error {
 	return nil
 }
 
+func (c *v1) JoinThread() error {
+	for _, h := range c.hier {
+		// "0" is the writing thread.
+		if err := writeFile(filepath.Join(h.dir, "tasks"), "0"); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
 func (c *v1) CloneFD() (int, bool, error) { return -1, false, nil }
 
 // procsFile is the cgroup.procs of one hierarchy: every hierarchy lists the

@@ -79,6 +79,10 @@ func (c *v2) Join(pid int) error {
 	return nil
 }
 
+func (c *v2) JoinThread() error {
+	return fmt.Errorf("join cgroup %s: a thread cannot join a v2 cgroup of its own: %w", c.dir, errors.ErrUnsupported)
+}
+
 func (c *v2) CloneFD() (int, bool, error) {
 	fd, err := unix.Open(c.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
