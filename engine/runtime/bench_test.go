@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/engine/runtime/seccomp"
 	"github.com/berth-dev/berth/internal/rootid"
@@ -119,4 +120,18 @@ func BenchmarkExecTrue(b *testing.B) {
 			b.Fatalf("true ended with %v", ws)
 		}
 	}
+	b.StopTimer()
+	// As a healthcheck's: each after a quiet spell, timed to its exec.
+	var quiet time.Duration
+	for range 20 {
+		time.Sleep(200 * time.Millisecond)
+		t0 := time.Now()
+		e, err := rt.Exec(ctx, "bench-exec", proc, IO{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		quiet += time.Since(t0)
+		reap(e.Pid)
+	}
+	b.ReportMetric(float64(quiet.Microseconds())/20/1000, "ms/exec-after-quiet")
 }
