@@ -46,6 +46,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	if err != nil {
 		return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
+	// The migration's grace period passes while the setup stage starts
+	// (see cgroups.Host.WarmMigration).
+	warmed := make(chan struct{})
+	go func() { r.host.WarmMigration(); close(warmed) }()
+	defer func() { <-warmed }()
 	if err := check(id, opExec, r.status(rec)); err != nil {
 		return Process{}, err
 	}
@@ -88,26 +93,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 	if cloned {
 		defer unix.Close(cgfd)
 	}
-	req := spawnRequest{
+	c, err := r.spawn(spawnRequest{
 		ns: plan, pidfd: pidfd, pidfdFlags: flags,
 		uidMaps: spec.Linux.UIDMappings, gidMaps: spec.Linux.GIDMappings,
 		cgroupFD: cgfd, io: stdio,
-	}
-	if !cloned {
-		// Born in the cgroup (see cgroups.Cgroup.JoinThread): a migration
-		// after the clone would wait for an RCU grace period after a quiet
-		// spell (a healthcheck's exec), holding cgroup_mutex.
-		req.cgroup = cg
-	}
-	c, err := r.spawn(req)
-	joined := err == nil && !cloned
-	if errors.Is(err, unix.EAGAIN) && !cloned {
-		// The container is at its pids limit, which counts the cloning
-		// thread that joined it but does not stop a migration: clone
-		// outside, and move the process in.
-		req.cgroup = nil
-		c, err = r.spawn(req)
-	}
+	})
 	if err != nil {
 		return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
 	}
@@ -117,7 +107,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, stdio I
 			c.abort()
 		}
 	}()
-	if !cloned && !joined {
+	if !cloned {
 		if err := cg.Join(c.pid); err != nil {
 			return Process{}, fmt.Errorf("exec in container %s: %w", id, err)
 		}

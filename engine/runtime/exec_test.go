@@ -3,21 +3,18 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine/runtime/cgroups"
-	"github.com/berth-dev/berth/internal/testutil"
 )
 
 func TestExecRunsInTheContainer(t *testing.T) {
@@ -281,35 +278,4 @@ func TestOnlyStdioAndExtraFilesReachTheProcess(t *testing.T) {
 	if got := strings.Fields(out.text()); strings.Join(got, " ") != "0 1 2 3 4" {
 		t.Fatalf("descriptors %q, want 0 1 2, the extra file 3 and ls's own 4 (stderr %q)", got, errOut.text())
 	}
-}
-
-// TestExecAtThePidsLimit: an exec into a container that has as many
-// processes as its pids limit allows still runs, as with docker: the
-// process is moved in, which the limit does not stop, when a clone
-// from inside the cgroup is refused.
-func TestExecAtThePidsLimit(t *testing.T) {
-	t.Parallel()
-	rt, root := newRuntime(t)
-	b := bundle(t, root, []string{"sh", "-c", "sleep 30 & exec sleep 30"}, func(s *specs.Spec) {
-		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: i64(2)}
-	})
-	s := start(t, rt, "full", b)
-	cg, err := rt.host.Cgroup(rt.defaultCgroup("full"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.Eventually(t, 5*time.Second, func() error {
-		if pids, err := cg.Procs(); err != nil || len(pids) != 2 {
-			return fmt.Errorf("processes %v (%v), want 2", pids, err)
-		}
-		return nil
-	})
-	res := execOut(t, rt, "full", proc("echo", "in"))
-	if res.code() != 0 || res.stdout != "in\n" {
-		t.Fatalf("exec at the pids limit: code %d, stdout %q, stderr %q", res.code(), res.stdout, res.stderr)
-	}
-	if err := rt.Kill(context.Background(), "full", unix.SIGKILL, true); err != nil {
-		t.Fatal(err)
-	}
-	s.wait(t)
 }

@@ -13,8 +13,10 @@ import (
 //
 //	parent                                         child (setup stage)
 //	  │ clone(new namespaces, uid/gid maps,
-//	  │       into the cgroup on v2) ──────────────> │ Go runtime starts, main dispatches
-//	  │ v1: pid -> each hierarchy's cgroup.procs     │ lock thread, PR_SET_DUMPABLE 0
+//	  │       into the cgroup: CLONE_INTO_CGROUP
+//	  │       on v2, from a thread that joined
+//	  │       it on v1) ───────────────────────────> │ Go runtime starts, main dispatches
+//	  │                                              │ lock thread, PR_SET_DUMPABLE 0
 //	  │ (a claimed spare: ── unshare{flags} ───────> │ its new namespaces, at once)
 //	  │ ── bootstrap{mode, spec, seccomp, ...} ────> │ namespaces: cgroup, hostname, lo up
 //	  │                                              │ rlimits, oom_score_adj

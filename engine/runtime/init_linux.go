@@ -225,8 +225,9 @@ func (s *setup) container() error {
 	// after each mknod); the process's own umask is set before it execs.
 	unix.Umask(0)
 	if b.isNew(specs.CgroupNamespace) {
-		// Now, not at clone time: on cgroup v1 the parent moved us into our
-		// cgroup after the clone, and the namespace's root is where we are.
+		// Now, not at clone time: a claimed spare stage may have moved to
+		// its container's cgroup since (v2), and the namespace's root is
+		// where we are.
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return step("cgroup namespace", err)
 		}

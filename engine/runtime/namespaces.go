@@ -24,7 +24,7 @@ type nsPlan struct {
 	joins []nsJoin
 	// new lists every namespace the container gets fresh, including the
 	// cgroup namespace, which the child unshares itself once it is in its
-	// cgroup (on v1 it is moved there after the clone).
+	// cgroup (a claimed spare is moved there after the clone on v2).
 	new []specs.LinuxNamespaceType
 	// user is set when the container has its own user namespace.
 	user bool

@@ -188,9 +188,14 @@ func forkFromNamespaces(cg cgroups.Cgroup, joins []nsJoin, pidfd int, pidfdFlags
 func forkInNamespaces(cg cgroups.Cgroup, joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	// First, while the cgroup filesystem is the host's to see.
 	if cg != nil {
-		if err := cg.JoinThread(); err != nil {
+		leave, err := cg.JoinThread()
+		if err != nil {
 			return 0, err
 		}
+		// Out again before the child is returned: this process must not
+		// be listed with the container's, and signalled by a kill. (If
+		// leaving fails, the thread still dies with its goroutine.)
+		defer func() { _ = leave() }()
 	}
 	// Open every namespace first: entering one changes what the next path means.
 	fds := make([]int, 0, len(joins))

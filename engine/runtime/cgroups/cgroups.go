@@ -92,9 +92,12 @@ type Cgroup interface {
 	// child it clones is born there, as with CloneFD on v2. Unlike Join,
 	// it does not wait for the RCU grace period that the kernel's first
 	// process migration after a quiet spell waits for, holding
-	// cgroup_mutex: a thread moving itself takes no threadgroup lock. The
-	// thread must be locked, and thrown away after. On v2 it fails.
-	JoinThread() error
+	// cgroup_mutex: a thread moving itself takes no threadgroup lock.
+	// leave moves the thread back where it was, through descriptors opened
+	// before the join (so it works from another mount namespace); until
+	// then the thread's process is listed, and signalled, with the
+	// cgroup's. The thread must be locked. On v2 it fails.
+	JoinThread() (leave func() error, err error)
 	// CloneFD opens the cgroup for clone3(CLONE_INTO_CGROUP), so that a
 	// child is born inside it. ok is false on v1, where that is not possible.
 	CloneFD() (fd int, ok bool, err error)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -115,7 +116,7 @@ func (h *Host) Cgroup(path string) (Cgroup, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.hier = append(c.hier, v1Dir{dir: dir, mount: hier.Mountpoint, controllers: hier.Controllers})
+		c.hier = append(c.hier, v1Dir{dir: dir, mount: hier.Mountpoint, root: hier.Root, controllers: hier.Controllers})
 		for _, ctrl := range hier.Controllers {
 			c.dirs[ctrl] = dir
 		}
@@ -198,4 +199,35 @@ func (h *Host) Move(from, to string, pid int) error {
 		}
 	}
 	return nil
+}
+
+// WarmMigration moves this process into the cgroup it is already in, on
+// one v1 hierarchy, and returns when done. It changes nothing; it is for
+// its side effect: the first cgroup v1 migration after a quiet spell
+// waits for an RCU grace period (several milliseconds) before it takes
+// the kernel's cgroup_threadgroup_rwsem, and migrations that follow
+// within a grace period do not. Run concurrently with the work that
+// precedes a process's Join (an exec's), it takes that wait off the
+// critical path. (A container's first process needs no Join: it is born
+// in its cgroup, see Cgroup.JoinThread.) On v2 it does nothing.
+func (h *Host) WarmMigration() {
+	if h.Version != V1 || len(h.Hierarchies) == 0 {
+		return
+	}
+	hier := h.Hierarchies[0]
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || f[1] != strings.Join(hier.Controllers, ",") {
+			continue
+		}
+		dir, err := dirIn(hier.Mountpoint, hier.Root, f[2])
+		if err == nil {
+			_ = writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(os.Getpid()))
+		}
+		return
+	}
 }

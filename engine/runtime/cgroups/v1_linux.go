@@ -22,6 +22,7 @@ const v1Unlimited = 1 << 62
 type v1Dir struct {
 	dir         string
 	mount       string
+	root        string // the cgroup the mount shows as its root
 	controllers []string
 }
 
@@ -98,14 +99,55 @@ func (c *v1) Join(pid int) error {
 	return nil
 }
 
-func (c *v1) JoinThread() error {
-	for _, h := range c.hier {
-		// "0" is the writing thread.
-		if err := writeFile(filepath.Join(h.dir, "tasks"), "0"); err != nil {
-			return fmt.Errorf("join cgroup: %w", err)
+func (c *v1) JoinThread() (func() error, error) {
+	b, err := os.ReadFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	at := map[string]string{} // controllers to the thread's cgroup
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 {
+			at[f[1]] = f[2]
 		}
 	}
-	return nil
+	var back []int
+	leave := func() error {
+		var errs []error
+		for _, fd := range back {
+			// "0" is the writing thread.
+			if _, err := syscall.Write(fd, []byte("0")); err != nil {
+				errs = append(errs, fmt.Errorf("leave cgroup: %w", err))
+			}
+			syscall.Close(fd)
+		}
+		back = nil
+		return errors.Join(errs...)
+	}
+	for _, h := range c.hier {
+		cur, ok := at[strings.Join(h.controllers, ",")]
+		if !ok {
+			_ = leave()
+			return nil, fmt.Errorf("join cgroup: this thread is in no cgroup of hierarchy %s", h.mount)
+		}
+		dir, err := dirIn(h.mount, h.root, cur)
+		if err != nil {
+			_ = leave()
+			return nil, err
+		}
+		fd, err := syscall.Open(filepath.Join(dir, "tasks"), syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			_ = leave()
+			return nil, fmt.Errorf("join cgroup: %w", &os.PathError{Op: "open", Path: filepath.Join(dir, "tasks"), Err: err})
+		}
+		back = append(back, fd)
+	}
+	for _, h := range c.hier {
+		if err := writeFile(filepath.Join(h.dir, "tasks"), "0"); err != nil {
+			_ = leave()
+			return nil, fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	return leave, nil
 }
 
 func (c *v1) CloneFD() (int, bool, error) { return -1, false, nil }

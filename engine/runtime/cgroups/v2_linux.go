@@ -79,8 +79,8 @@ func (c *v2) Join(pid int) error {
 	return nil
 }
 
-func (c *v2) JoinThread() error {
-	return fmt.Errorf("join cgroup %s: a thread cannot join a v2 cgroup of its own: %w", c.dir, errors.ErrUnsupported)
+func (c *v2) JoinThread() (func() error, error) {
+	return nil, fmt.Errorf("join cgroup %s: a thread cannot join a v2 cgroup of its own: %w", c.dir, errors.ErrUnsupported)
 }
 
 func (c *v2) CloneFD() (int, bool, error) {
