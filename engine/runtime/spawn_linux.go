@@ -153,8 +153,8 @@ func (r *Runtime) spawn(req spawnRequest) (*child, error) {
 
 // forkFromNamespaces enters the cgroup (when not nil) and the namespaces
 // on a locked thread and clones the child from it. The thread is never
-// unlocked: its cgroup and namespaces are no longer the process's, so it
-// dies with its goroutine.
+// unlocked: its namespaces are no longer the process's (nor its cgroup,
+// should leaving it fail), so it dies with its goroutine.
 func forkFromNamespaces(cg cgroups.Cgroup, joins []nsJoin, pidfd int, pidfdFlags uintptr, path string, argv []string, attr *syscall.ProcAttr) (int, error) {
 	type result struct {
 		pid int
