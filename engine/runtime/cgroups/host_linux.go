@@ -215,19 +215,30 @@ func (h *Host) WarmMigration() {
 		return
 	}
 	hier := h.Hierarchies[0]
-	b, err := os.ReadFile("/proc/self/cgroup")
+	at, err := readMembership("/proc/self/cgroup")
 	if err != nil {
 		return
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 || f[1] != strings.Join(hier.Controllers, ",") {
-			continue
-		}
-		dir, err := dirIn(hier.Mountpoint, hier.Root, f[2])
-		if err == nil {
+	if cur, ok := at[strings.Join(hier.Controllers, ",")]; ok {
+		if dir, err := dirIn(hier.Mountpoint, hier.Root, cur); err == nil {
 			_ = writeFile(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(os.Getpid()))
 		}
-		return
 	}
+}
+
+// readMembership reads a /proc cgroup file (/proc/self/cgroup, say): each
+// hierarchy's controllers, comma-separated ("" for v2), to the cgroup the
+// task is in there.
+func readMembership(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	at := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 {
+			at[f[1]] = f[2]
+		}
+	}
+	return at, nil
 }

@@ -100,15 +100,9 @@ func (c *v1) Join(pid int) error {
 }
 
 func (c *v1) JoinThread() (func() error, error) {
-	b, err := os.ReadFile("/proc/thread-self/cgroup")
+	at, err := readMembership("/proc/thread-self/cgroup")
 	if err != nil {
 		return nil, err
-	}
-	at := map[string]string{} // controllers to the thread's cgroup
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.SplitN(line, ":", 3); len(f) == 3 {
-			at[f[1]] = f[2]
-		}
 	}
 	var back []int
 	leave := func() error {
